@@ -1,0 +1,119 @@
+"""Error hierarchy of the sfapi package.
+
+Every error the service can answer with is a subclass of :class:`SfapiError` carrying the wire
+``code`` of the reference API, the HTTP ``status`` and, for BAD_PARAM, the ``param`` and ``value``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+class SfapiError(Exception):
+    """Root of every sfapi error; ``to_json`` gives the wire body."""
+
+    code = "UNKNOWN_ERROR"
+    status = 500
+
+    def __init__(self, reason: str, **extra: Any) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.extra = extra
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "reason": self.reason}
+        body.update(self.extra)
+        return body
+
+
+class MalformedRequest(SfapiError):
+    code = "MALFORMED_REQUEST"
+    status = 400
+
+
+class BadParam(SfapiError):
+    code = "BAD_PARAM"
+    status = 400
+
+    def __init__(self, param: str, value: Any, reason: str) -> None:
+        super().__init__(reason, param=param, value=_printable(value))
+        self.param = param
+        self.value = value
+
+
+class PayloadTooLarge(SfapiError):
+    """An image over the configured byte or pixel limit (reported as BAD_PARAM with status 413)."""
+
+    code = "BAD_PARAM"
+    status = 413
+
+    def __init__(self, param: str, value: Any, reason: str) -> None:
+        super().__init__(reason, param=param, value=_printable(value))
+
+
+class ExtractionError(SfapiError):
+    code = "EXTRACTION_ERROR"
+    status = 422
+
+
+class OverCapacity(SfapiError):
+    code = "OVER_CAPACITY"
+    status = 503
+
+
+class CacheError(SfapiError):
+    code = "CACHE_ERROR"
+    status = 503
+
+
+class NotFound(SfapiError):
+    code = "NOT_FOUND"
+    status = 404
+
+
+class NotImplementedFeature(SfapiError):
+    code = "NOT_IMPLEMENTED"
+    status = 501
+
+
+class Conflict(SfapiError):
+    code = "CONFLICT"
+    status = 409
+
+
+class GalleryNotFound(SfapiError):
+    code = "GALLERY_NOT_FOUND"
+    status = 404
+
+
+class SourceNotFound(SfapiError):
+    code = "SOURCE_NOT_FOUND"
+    status = 404
+
+
+class SourceGalleryNotFound(SfapiError):
+    code = "SOURCE_GALLERY_NOT_FOUND"
+    status = 404
+
+
+class StorageError(SfapiError):
+    code = "STORAGE_ERROR"
+    status = 503
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used; the message names file, line, key and value."""
+
+
+class ModelPackError(Exception):
+    """The model pack cannot be built, verified or loaded."""
+
+
+class RuntimeUnavailable(Exception):
+    """The inference runtime asked for in config is not available on this machine."""
+
+
+def _printable(value: Any) -> Any:
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    text = str(value)
+    return text if len(text) <= 200 else text[:200] + "..."
