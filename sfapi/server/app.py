@@ -1,0 +1,75 @@
+"""The sfapi aiohttp application: built from config, resources set up and torn down in order."""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from sfapi.config import SfapiConfig
+from sfapi.engines.analyzer import FaceAnalyzer
+from sfapi.engines.runtime import create_runtime
+from sfapi.models.pack import check_pack, ensure_pack
+from sfapi.errors import ModelPackError
+from sfapi.server import detect, meta
+from sfapi.server.cache import create_cache
+from sfapi.server.metrics import SfapiMetrics
+from sfapi.server.middleware import make_middlewares
+from sfapi.server.state import STATE, SfapiState
+
+log = logging.getLogger(__name__)
+
+
+def load_analyzer(cfg: SfapiConfig, metrics: SfapiMetrics) -> FaceAnalyzer:
+    models_dir = cfg.models.resolved_dir()
+    if cfg.models.fetch_if_missing:
+        ensure_pack(models_dir)
+    else:
+        problems = check_pack(models_dir, verify_hashes=False)
+        if problems:
+            raise ModelPackError(f"model pack at {models_dir} is not usable: {'; '.join(problems)} "
+                                 "(run: sfapi models fetch)")
+    runtime = create_runtime(cfg.runtime.kind, cfg.runtime.intra_op_threads)
+    return FaceAnalyzer(models_dir, cfg, runtime, observer=metrics.observe_batch)
+
+
+def create_app(cfg: SfapiConfig, analyzer: FaceAnalyzer | None = None) -> web.Application:
+    """Build the app. ``analyzer`` may be shared (tests start several apps on one loaded pack)."""
+    metrics = SfapiMetrics()
+    app = web.Application(middlewares=make_middlewares(metrics),
+                          client_max_size=cfg.limits.max_image_bytes + 64 * 1024)
+    app.router.add_post("/v2/detect", detect.detect)
+    app.router.add_get("/v2/detect/{id}", detect.get_detection)
+    app.router.add_post("/v2/verify", detect.verify)
+    app.router.add_get("/v2/verify", detect.verify)
+    app.router.add_get("/v2/version", meta.version)
+    app.router.add_get("/healthz", meta.healthz)
+    app.router.add_get("/metrics", meta.metrics)
+    app.router.add_get("/docs/spec", meta.spec)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        own = analyzer is None
+        an = analyzer if analyzer is not None else load_analyzer(cfg, metrics)
+        executor = ThreadPoolExecutor(cfg.runtime.detect_workers, thread_name_prefix="sfapi-cpu")
+        cache = create_cache(cfg.cache)
+        http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=cfg.limits.url_timeout_s))
+        app[STATE] = SfapiState(cfg, an, cache, metrics, executor, http)
+        log.info("sfapi ready: runtime %s, models %s", cfg.runtime.kind, an.versions)
+        try:
+            yield
+        finally:
+            await http.close()
+            await cache.close()
+            executor.shutdown(wait=True, cancel_futures=True)
+            if own:
+                an.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+def models_dir_of(cfg: SfapiConfig) -> Path:
+    return cfg.models.resolved_dir()

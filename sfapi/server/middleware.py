@@ -1,0 +1,84 @@
+"""Middlewares: request id, JSON errors with the documented codes, and request metrics."""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Awaitable, Callable
+
+from aiohttp import web
+
+from sfapi.errors import SfapiError
+from sfapi.server.metrics import SfapiMetrics
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+REQUEST_ID = "X-Request-Id"
+
+_HTTP_CODES = {
+    400: "MALFORMED_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "MALFORMED_REQUEST",
+    413: "BAD_PARAM",
+    415: "BAD_PARAM",
+}
+
+
+def error_response(status: int, body: dict[str, object]) -> web.Response:
+    return web.json_response(body, status=status)
+
+
+def make_middlewares(metrics: SfapiMetrics) -> list[Callable[..., Awaitable[web.StreamResponse]]]:
+    @web.middleware
+    async def request_id(request: web.Request, handler: Handler) -> web.StreamResponse:
+        rid = request.headers.get(REQUEST_ID) or uuid.uuid4().hex
+        request["request_id"] = rid[:128]
+        try:
+            resp = await handler(request)
+        except web.HTTPException as exc:
+            exc.headers[REQUEST_ID] = request["request_id"]
+            raise
+        resp.headers[REQUEST_ID] = request["request_id"]
+        return resp
+
+    @web.middleware
+    async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except SfapiError as exc:
+            level = logging.WARNING if exc.status < 500 or exc.status == 503 else logging.ERROR
+            log.log(level, "%s %s -> %s %s: %s", request.method, request.path, exc.status, exc.code, exc.reason)
+            return error_response(exc.status, exc.to_json())
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            code = _HTTP_CODES.get(exc.status, "UNKNOWN_ERROR")
+            reason = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
+            body: dict[str, object] = {"code": code, "reason": reason}
+            if exc.status == 413:
+                body.update(param="image", value=request.content_length, reason=f"request body too large: {reason}")
+            return error_response(exc.status, body)
+        except Exception:
+            log.exception("%s %s failed", request.method, request.path)
+            return error_response(500, {"code": "UNKNOWN_ERROR", "reason": "internal error; see the server log"})
+
+    @web.middleware
+    async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+        status = 500
+        try:
+            resp = await handler(request)
+            status = resp.status
+            return resp
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            metrics.requests.labels(route, str(status)).inc()
+            metrics.latency.labels(route).observe(time.perf_counter() - started)
+
+    return [request_id, measure, errors]

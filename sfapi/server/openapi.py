@@ -1,0 +1,133 @@
+"""The OpenAPI 3.1 document of sfapi, served at /docs/spec and checked against real answers in tests."""
+from __future__ import annotations
+
+from typing import Any
+
+ERROR_CODES = ["UNKNOWN_ERROR", "BAD_PARAM", "CONFLICT", "EXTRACTION_ERROR", "LICENSE_ERROR", "MALFORMED_REQUEST",
+               "OVER_CAPACITY", "SOURCE_NOT_FOUND", "SOURCE_GALLERY_NOT_FOUND", "STORAGE_ERROR", "CACHE_ERROR",
+               "NOT_FOUND", "NOT_IMPLEMENTED", "GALLERY_NOT_FOUND"]
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object", "required": ["code", "reason"],
+        "properties": {"code": {"type": "string", "enum": ERROR_CODES}, "reason": {"type": "string"},
+                       "param": {"type": "string", "description": "the invalid parameter (BAD_PARAM)"},
+                       "value": {"description": "the value it had (BAD_PARAM)"}},
+    },
+    "BBox": {
+        "type": "object", "required": ["left", "top", "right", "bottom"],
+        "properties": {k: {"type": "integer"} for k in ("left", "top", "right", "bottom")},
+    },
+    "Features": {
+        "type": "object", "additionalProperties": False,
+        "properties": {
+            "gender": {"type": "object", "required": ["gender", "score"],
+                       "properties": {"gender": {"type": "string", "enum": ["male", "female"]},
+                                      "score": {"type": "number", "minimum": 0, "maximum": 1}}},
+            "age": {"type": "integer", "minimum": 0, "description": "years"},
+            "emotions": {"type": "array", "minItems": 7, "maxItems": 7, "description": "best first",
+                         "items": {"type": "object", "required": ["emotion", "score"],
+                                   "properties": {"emotion": {"type": "string", "enum": [
+                                       "angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]},
+                                       "score": {"type": "number", "minimum": 0, "maximum": 1}}}},
+        },
+    },
+    "DetectFace": {
+        "type": "object", "required": ["bbox", "detection_score", "quality", "landmarks", "rotation"],
+        "properties": {
+            "id": {"type": "string", "description": "detection id (cached) when facen was requested"},
+            "bbox": {"$ref": "#/components/schemas/BBox"},
+            "detection_score": {"type": "number", "minimum": 0, "maximum": 1},
+            "quality": {"type": "number", "minimum": 0, "maximum": 1},
+            "landmarks": {"type": "array", "minItems": 5, "maxItems": 5,
+                          "description": "left eye, right eye, nose, mouth left, mouth right (x, y)",
+                          "items": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "number"}}},
+            "rotation": {"type": "integer", "enum": [0, 90, 180, 270],
+                         "description": "clockwise turn of the image in which the face was found (autorotate)"},
+            "features": {"$ref": "#/components/schemas/Features"},
+            "facen": {"type": "string", "description": "base64 of little-endian float32, L2-normalized"},
+            "facen_model": {"type": "string"},
+        },
+    },
+    "DetectResponse": {
+        "type": "object", "required": ["orientation", "faces"],
+        "properties": {"orientation": {"type": "integer", "minimum": 1, "maximum": 8,
+                                       "description": "EXIF orientation of the input (applied before detection)"},
+                       "faces": {"type": "array", "items": {"$ref": "#/components/schemas/DetectFace"}}},
+    },
+    "VerifyResponse": {
+        "type": "object", "required": ["confidence", "threshold", "match"],
+        "properties": {"confidence": {"type": "number", "minimum": 0, "maximum": 1},
+                       "threshold": {"type": "number", "description": "the model's default match threshold"},
+                       "match": {"type": "boolean"}},
+    },
+    "Version": {
+        "type": "object", "required": ["service", "version", "models"],
+        "properties": {"service": {"type": "string"}, "version": {"type": "string"}, "runtime": {"type": "string"},
+                       "models": {"type": "object", "additionalProperties": {"type": "string"}}},
+    },
+    "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+}
+
+
+def _flag(name: str, text: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": text,
+            "schema": {"type": "boolean", "default": False}}
+
+
+def _json(ref: str, text: str) -> dict[str, Any]:
+    return {"description": text, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {str(s): _json("Error", "error") for s in statuses}
+
+
+def build_spec(version: str) -> dict[str, Any]:
+    detect_params = [
+        _flag("facen", "extract the face vector and cache the detection under an id"),
+        _flag("gender", "estimate gender"), _flag("age", "estimate age"), _flag("emotions", "estimate emotions"),
+        _flag("return_facen", "return the face vector (implies facen)"),
+        _flag("autorotate", "try 4 orientations; overlaps with IoU > 0.5 merged"),
+        {"name": "detector", "in": "query", "required": False,
+         "schema": {"type": "string", "enum": ["nnd", "normalized"], "default": "nnd"},
+         "description": "normalized: the image is already a normalized face crop; detection is skipped"},
+    ]
+    image_body = {"required": True, "content": {
+        "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+        "image/png": {"schema": {"type": "string", "format": "binary"}},
+        "image/webp": {"schema": {"type": "string", "format": "binary"}},
+        "image/bmp": {"schema": {"type": "string", "format": "binary"}},
+        "multipart/form-data": {"schema": {"type": "object", "properties": {"photo": {"type": "string", "format": "binary"}}}},
+        "application/json": {"schema": {"type": "object", "required": ["url"],
+                                        "properties": {"url": {"type": "string", "format": "uri"}}}},
+    }}
+    id_param = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+    verify_params = [{"name": n, "in": "query", "required": False, "schema": {"type": "string"},
+                      "description": "detection id"} for n in ("first", "second")]
+    paths: dict[str, Any] = {
+        "/v2/detect": {"post": {
+            "summary": "Detect faces and extract the requested features", "parameters": detect_params,
+            "requestBody": image_body,
+            "responses": {"200": _json("DetectResponse", "faces found"), **_errors(400, 413, 422, 503)}}},
+        "/v2/detect/{id}": {"get": {
+            "summary": "A cached detection", "parameters": [id_param, _flag("return_facen", "include the facen")],
+            "responses": {"200": _json("DetectFace", "the detection"), **_errors(400, 404, 503)}}},
+        "/v2/verify": {
+            "get": {"summary": "Similarity of two cached detections", "parameters": verify_params,
+                    "responses": {"200": _json("VerifyResponse", "similarity"), **_errors(400, 404)}},
+            "post": {"summary": "Similarity of two cached detections (JSON body {first, second})",
+                     "requestBody": {"content": {"application/json": {"schema": {
+                         "type": "object", "properties": {"first": {"type": "string"}, "second": {"type": "string"}}}}}},
+                     "responses": {"200": _json("VerifyResponse", "similarity"), **_errors(400, 404)}}},
+        "/v2/version": {"get": {"summary": "Service and model versions", "responses": {"200": _json("Version", "versions")}}},
+        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _json("Health", "healthy")}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics",
+                             "responses": {"200": {"description": "text exposition format",
+                                                   "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        "/docs/spec": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI document"}}}},
+    }
+    return {"openapi": "3.1.0", "info": {"title": "sfapi", "version": version,
+                                         "description": "Face detection, face vectors (facen), gender, age, emotions. "
+                                                        "Every response carries X-Request-Id."},
+            "paths": paths, "components": {"schemas": _SCHEMAS}}

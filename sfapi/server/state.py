@@ -1,0 +1,55 @@
+"""The objects one sfapi app runs on, built at start-up and torn down in reverse."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, TypeVar
+
+from aiohttp import ClientSession, web
+
+from sfapi.config import SfapiConfig
+from sfapi.engines.analyzer import FaceAnalyzer
+from sfapi.errors import OverCapacity
+from sfapi.server.cache import DetectionCache
+from sfapi.server.metrics import SfapiMetrics
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass
+class SfapiState:
+    cfg: SfapiConfig
+    analyzer: FaceAnalyzer
+    cache: DetectionCache
+    metrics: SfapiMetrics
+    executor: ThreadPoolExecutor
+    http: ClientSession | None = None
+    inflight: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    async def run_cpu(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run CPU work in the bounded executor, never on the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    @contextlib.contextmanager
+    def admission(self) -> Iterator[None]:
+        """Admit one request or refuse it with OVER_CAPACITY when too many are in flight."""
+        limit = self.cfg.batching.max_pending_requests
+        if self.inflight >= limit:
+            self.metrics.rejected.inc()
+            raise OverCapacity(f"{self.inflight} requests in flight (limit {limit}); retry later")
+        self.inflight += 1
+        self.metrics.inflight.set(self.inflight)
+        try:
+            yield
+        finally:
+            self.inflight -= 1
+            self.metrics.inflight.set(self.inflight)
+            self.metrics.queue_depth.set(self.analyzer.pending_rows)
+
+
+STATE: web.AppKey[SfapiState] = web.AppKey("sfapi_state", SfapiState)

@@ -1,0 +1,70 @@
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sfapi.engines.images import decode_image, sniff_format
+from sfapi.errors import BadParam, MalformedRequest, PayloadTooLarge
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+LIMIT = 40_000_000
+
+
+def _encode(fmt: str, size: tuple[int, int] = (64, 48), **kw: object) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (10, 200, 30)).save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def huge_png_header(w: int, h: int) -> bytes:
+    """A PNG that declares w x h pixels but carries one tiny IDAT: must be refused by its header."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP"])
+def test_accepted_formats(fmt: str) -> None:
+    img = decode_image(_encode(fmt), LIMIT)
+    assert img.rgb.shape == (48, 64, 3) and img.rgb.dtype == np.uint8
+    assert img.format == fmt.lower()
+
+
+@pytest.mark.parametrize("data, error, fragment", [
+    (b"", MalformedRequest, "empty body"),
+    (b"hello, this is text", BadParam, "unsupported image type text"),
+    (_encode("GIF"), BadParam, "unsupported image type gif"),
+    (_encode("JPEG")[:200], BadParam, "cannot decode jpeg"),
+    (huge_png_header(30000, 30000), PayloadTooLarge, "exceeds the limit"),
+    (huge_png_header(8000, 8000), PayloadTooLarge, "8000x8000"),
+])
+def test_bad_images_are_clear_4xx(data: bytes, error: type, fragment: str) -> None:
+    with pytest.raises(error) as exc:
+        decode_image(data, LIMIT)
+    assert 400 <= exc.value.status < 500
+    assert fragment in exc.value.reason
+
+
+def test_exif_orientation_is_applied() -> None:
+    buf = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 clockwise to display
+    Image.new("RGB", (64, 32), (0, 0, 0)).save(buf, "JPEG", exif=exif)
+    img = decode_image(buf.getvalue(), LIMIT)
+    assert img.orientation == 6 and img.rgb.shape == (64, 32, 3)
+
+
+def test_sniff() -> None:
+    assert sniff_format(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "webp"
+    assert sniff_format(b"\x00\x01") == "unknown"
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason="shared/data not present")
+def test_real_photos_decode() -> None:
+    for path in sorted(DATA.glob("faces/*/*"))[:5]:
+        assert decode_image(path.read_bytes(), LIMIT).rgb.ndim == 3
