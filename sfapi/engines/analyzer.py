@@ -23,7 +23,7 @@ from sfapi.engines.mtcnn import MtcnnDetector, MtcnnSettings
 from sfapi.engines.quality import quality_score, sharpness
 from sfapi.engines.runtime import Runtime, Session
 from sfapi.models.pack import read_manifest
-from sfapi.models.sources import AGE_BINS, GENDER_LABELS, network
+from sfapi.models.sources import AGE_BINS, GENDER_LABELS
 from sfapi.models.keras_emotion import EMOTION_LABELS
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,8 @@ class FaceAnalyzer:
         """The one face of a normalized crop (detection skipped): landmarks from the template."""
         n = self._cfg.normalized
         h, w = rgb.shape[:2]
-        lm = align.template_landmarks(n.size, n.padding) * np.array([w / n.size, h / n.size], np.float32)
+        scale = np.array([(w - 1) / (n.size - 1), (h - 1) / (n.size - 1)], np.float32)
+        lm = align.template_landmarks(n.size, n.padding) * scale
         core = n.padding / (1 + 2 * n.padding), (1 + n.padding) / (1 + 2 * n.padding)
         box = np.array([[core[0] * w, core[0] * h, core[1] * w, core[1] * h]], np.float32)
         return Faces(box, np.ones(1, np.float32), lm.reshape(1, 5, 2).astype(np.float32))
@@ -133,6 +134,17 @@ class FaceAnalyzer:
         futures = [asyncio.wrap_future(self._batchers[n].submit(prepared.inputs[n])) for n in names]
         results = await asyncio.gather(*futures)
         return {n: r[0] for n, r in zip(names, results)}
+
+    def extract_sync(self, prepared: Prepared) -> dict[str, np.ndarray]:
+        """``extract`` for callers on a plain thread (benchmarks, the video worker's own threads)."""
+        names = [n for n in FEATURES if n in prepared.inputs and len(prepared.inputs[n])]
+        futures = [self._batchers[n].submit(prepared.inputs[n]) for n in names]
+        return {n: f.result()[0] for n, f in zip(names, futures)}
+
+    def analyze(self, rgb: np.ndarray, features: Iterable[str] = FEATURES) -> tuple[Prepared, dict[str, np.ndarray]]:
+        """Detect, align and extract in one call on the calling thread."""
+        prepared = self.prepare(rgb, self.detect(rgb), features)
+        return prepared, self.extract_sync(prepared)
 
 
 def postprocess(raw: dict[str, np.ndarray], i: int) -> dict[str, Any]:

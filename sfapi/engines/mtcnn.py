@@ -89,12 +89,14 @@ class MtcnnDetector:
         self.settings = settings or MtcnnSettings()
 
     @classmethod
-    def from_dir(cls, runtime: Runtime, model_dir: str | Path,
-                 settings: MtcnnSettings | None = None) -> "MtcnnDetector":
-        """Load ``pnet.onnx``, ``rnet.onnx`` and ``onet.onnx`` from ``model_dir`` with ``runtime``."""
-        d = Path(model_dir)
-        return cls(runtime.load(d / "pnet.onnx", "mtcnn-pnet"), runtime.load(d / "rnet.onnx", "mtcnn-rnet"),
-                   runtime.load(d / "onet.onnx", "mtcnn-onet"), settings)
+    def from_pack(cls, runtime: Runtime, models_dir: str | Path,
+                  settings: MtcnnSettings | None = None) -> "MtcnnDetector":
+        """Load the three detector networks of the model pack at ``models_dir`` with ``runtime``."""
+        from sfapi.models.pack import network_path
+
+        d = Path(models_dir)
+        nets = [runtime.load(network_path(d, f"detector_{n}"), f"detector_{n}") for n in ("pnet", "rnet", "onet")]
+        return cls(*nets, settings)
 
     def detect(self, image_rgb: np.ndarray) -> Faces:
         """Find faces in an RGB image ``(h, w, 3)`` (uint8; other dtypes are clipped to 0..255).
@@ -179,7 +181,7 @@ class MtcnnDetector:
     # -- stage 3 -------------------------------------------------------------------------------
     def _stage_onet(self, pyr: "_HalvingPyramid",
                     boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        # few candidates and the landmarks depend on them: crop the full image, no rounding
+        # few candidates, and the landmarks depend on them: crop the full-resolution image
         crops = _crops(pyr, boxes, _ONET_SIZE, use_pyramid=False)
         reg, points, prob = self.onet.run(_normalize(crops.transpose(0, 2, 1, 3)))
         score = prob[:, 1].astype(np.float64)

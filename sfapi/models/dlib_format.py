@@ -133,7 +133,8 @@ class DlibReader:
         start = self._pos
         value = self.read_int()
         if value not in expected:
-            raise self.error(f"expected integer {' or '.join(map(str, expected))}, found {value}", start)
+            wanted = " or ".join(map(str, expected))
+            raise self.error(f"expected integer {wanted}, found {value}", start)
         return value
 
     def read_tensor(self) -> np.ndarray:

@@ -241,11 +241,9 @@ class _GraphConverter:
         cfg = layer.config
         if cfg.get("data_format", "channels_last") != "channels_last":
             raise ModelPackError(f"layer {layer.name!r}: only channels_last is supported")
-        kh, kw = cfg["kernel_size"]
-        strides = tuple(cfg.get("strides", (1, 1)))
-        dilations = tuple(cfg.get("dilation_rate", (1, 1)))
-        if isinstance(cfg.get("dilation_rate"), int):
-            dilations = (cfg["dilation_rate"],) * 2
+        kh, kw = _pair(cfg["kernel_size"])
+        strides = _pair(cfg.get("strides", 1))
+        dilations = _pair(cfg.get("dilation_rate", 1))
         pads, (oh, ow) = _padding(cfg["padding"], x.shape[1:], (kh, kw), strides, dilations, layer.name)
         channels = x.shape[0]
         w = self._layer_weights(layer, *_KERNEL_NAMES[layer.class_name], optional=("bias",))
@@ -329,8 +327,8 @@ class _GraphConverter:
     def _pool(self, layer: _Layer) -> None:
         (x,) = self._input_of(layer)
         cfg = layer.config
-        pool = tuple(cfg["pool_size"])
-        strides = tuple(cfg.get("strides") or pool)
+        pool = _pair(cfg["pool_size"])
+        strides = _pair(cfg.get("strides") or pool)
         pads, (oh, ow) = _padding(cfg["padding"], x.shape[1:], pool, strides, (1, 1), layer.name)
         op = "MaxPool" if layer.class_name == "MaxPooling2D" else "AveragePool"
         extra = {"count_include_pad": 0} if op == "AveragePool" else {}
@@ -385,6 +383,13 @@ def _inbound_name(entry: Any, layer_name: str) -> str:
     if isinstance(entry, list) and entry and isinstance(entry[0], str):
         return entry[0]
     raise ModelPackError(f"layer {layer_name!r}: unsupported inbound node format {entry!r:.80}")
+
+
+def _pair(value: int | list[int] | tuple[int, ...]) -> tuple[int, int]:
+    if isinstance(value, int):
+        return (value, value)
+    first, second = value
+    return (int(first), int(second))
 
 
 def _bn_axis_ok(layer: _Layer) -> bool:

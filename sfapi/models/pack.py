@@ -100,6 +100,7 @@ def build_pack(models_dir: Path, downloads: Path | None = None) -> None:
     models_dir = models_dir.expanduser().resolve()
     models_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".pack-", dir=models_dir.parent))
+    staging.chmod(0o755)
     try:
         with tempfile.TemporaryDirectory(prefix="sfapi-dl-") as tmp:
             dl_dir = downloads or Path(tmp)

@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID = "X-Request-Id"
+REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("request_id", str)
 
 _HTTP_CODES = {
     400: "MALFORMED_REQUEST",
@@ -35,13 +36,13 @@ def make_middlewares(metrics: SfapiMetrics) -> list[Callable[..., Awaitable[web.
     @web.middleware
     async def request_id(request: web.Request, handler: Handler) -> web.StreamResponse:
         rid = request.headers.get(REQUEST_ID) or uuid.uuid4().hex
-        request["request_id"] = rid[:128]
+        request[REQUEST_ID_KEY] = rid[:128]
         try:
             resp = await handler(request)
         except web.HTTPException as exc:
-            exc.headers[REQUEST_ID] = request["request_id"]
+            exc.headers[REQUEST_ID] = request[REQUEST_ID_KEY]
             raise
-        resp.headers[REQUEST_ID] = request["request_id"]
+        resp.headers[REQUEST_ID] = request[REQUEST_ID_KEY]
         return resp
 
     @web.middleware

