@@ -82,6 +82,25 @@ class CacheConfig(StrictModel):
     memcached_port: int = Field(11211, ge=1, le=65535)
 
 
+class GalleryConfig(StrictModel):
+    """Gallery store: backend, where the embedded store keeps its data, and meta schemas."""
+
+    backend: Literal["embedded", "milvus"] = "embedded"
+    path: Path | None = None  # embedded: SQLite file; default: user data dir / galleries.db
+    synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    shards: int | None = Field(None, ge=1, le=64)
+    default_schema: dict[str, Literal["int", "string", "strings"]] = {}
+    schemas: dict[str, dict[str, Literal["int", "string", "strings"]]] = {}
+
+    def resolved_path(self) -> Path:
+        if self.path is not None:
+            return self.path
+        return Path(platformdirs.user_data_dir("facestack")) / "galleries.db"
+
+    def schema_for(self, gallery: str) -> dict[str, Literal["int", "string", "strings"]]:
+        return dict(self.schemas.get(gallery, self.default_schema))
+
+
 class SfapiConfig(StrictModel):
     """The whole sfapi config file."""
 
@@ -94,3 +113,4 @@ class SfapiConfig(StrictModel):
     normalized: NormalizedConfig = NormalizedConfig()
     limits: LimitsConfig = LimitsConfig()
     cache: CacheConfig = CacheConfig()
+    gallery: GalleryConfig = GalleryConfig()

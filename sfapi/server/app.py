@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import AsyncIterator
 
 import aiohttp
@@ -14,7 +13,8 @@ from sfapi.engines.analyzer import FaceAnalyzer
 from sfapi.engines.runtime import create_runtime
 from sfapi.models.pack import check_pack, ensure_pack
 from sfapi.errors import ModelPackError
-from sfapi.server import detect, meta
+from sfapi.gallery.factory import create_backend
+from sfapi.server import detect, galleries, meta
 from sfapi.server.cache import create_cache
 from sfapi.server.metrics import SfapiMetrics
 from sfapi.server.middleware import make_middlewares
@@ -49,19 +49,23 @@ def create_app(cfg: SfapiConfig, analyzer: FaceAnalyzer | None = None) -> web.Ap
     app.router.add_get("/healthz", meta.healthz)
     app.router.add_get("/metrics", meta.metrics)
     app.router.add_get("/docs/spec", meta.spec)
+    galleries.add_routes(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         own = analyzer is None
         an = analyzer if analyzer is not None else load_analyzer(cfg, metrics)
         executor = ThreadPoolExecutor(cfg.runtime.detect_workers, thread_name_prefix="sfapi-cpu")
         cache = create_cache(cfg.cache)
+        store = create_backend(cfg.gallery)
+        await store.open()
         http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=cfg.limits.url_timeout_s))
-        app[STATE] = SfapiState(cfg, an, cache, metrics, executor, http)
-        log.info("sfapi ready: runtime %s, models %s", cfg.runtime.kind, an.versions)
+        app[STATE] = SfapiState(cfg, an, cache, metrics, executor, store, http)
+        log.info("sfapi ready: runtime %s, models %s, galleries %s", cfg.runtime.kind, an.versions, cfg.gallery.backend)
         try:
             yield
         finally:
             await http.close()
+            await store.close()
             await cache.close()
             executor.shutdown(wait=True, cancel_futures=True)
             if own:
@@ -69,7 +73,3 @@ def create_app(cfg: SfapiConfig, analyzer: FaceAnalyzer | None = None) -> web.Ap
 
     app.cleanup_ctx.append(lifecycle)
     return app
-
-
-def models_dir_of(cfg: SfapiConfig) -> Path:
-    return cfg.models.resolved_dir()

@@ -130,4 +130,102 @@ def build_spec(version: str) -> dict[str, Any]:
     return {"openapi": "3.1.0", "info": {"title": "sfapi", "version": version,
                                          "description": "Face detection, face vectors (facen), gender, age, emotions. "
                                                         "Every response carries X-Request-Id."},
-            "paths": paths, "components": {"schemas": _SCHEMAS}}
+            "paths": {**paths, **gallery_paths()}, "components": {"schemas": {**_SCHEMAS, **_GALLERY_SCHEMAS}}}
+
+
+_GALLERY_SCHEMAS: dict[str, Any] = {
+    "GalleryList": {
+        "type": "object", "required": ["galleries"],
+        "properties": {"galleries": {"type": "array", "items": {"$ref": "#/components/schemas/GalleryInfo"}}},
+    },
+    "GalleryInfo": {"type": "object", "required": ["name", "number"],
+                    "properties": {"name": {"type": "string"}, "number": {"type": "integer", "minimum": 0}}},
+    "MetaValue": {"description": "int, string or list of strings, as the gallery's meta schema says"},
+    "Face": {
+        "type": "object", "required": ["id", "features", "meta", "confidence"],
+        "properties": {
+            "id": {"type": "object", "required": ["gallery", "face"],
+                   "properties": {"gallery": {"type": "string"}, "face": {"type": "integer", "minimum": 0}}},
+            "features": {"type": "object"},
+            "meta": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/MetaValue"}},
+            "confidence": {"description": "similarity 0..1 to the look-alike query; null without one"},
+        },
+    },
+    "ListResponse": {
+        "type": "object", "required": ["results", "next_page"],
+        "properties": {"results": {"type": "array", "items": {"$ref": "#/components/schemas/Face"}},
+                       "next_page": {"description": "cursor for the page parameter; null on the last page"}},
+    },
+    "AddFace": {
+        "type": "object", "required": ["from"],
+        "properties": {"from": {"type": "string", "description": "detection:<id> or face:<gallery>/<id>"},
+                       "meta": {"type": "object"}},
+    },
+    "Filter": {
+        "type": "object", "required": ["field", "op", "value"],
+        "description": "id lte|gte|oneof; meta.<key> lte|gte|oneof (int, string keys) or subset (list keys); "
+                       "detection|face looks_like with threshold (0..1, default 0.75)",
+        "properties": {"field": {"type": "string"}, "op": {"type": "string",
+                                                            "enum": ["lte", "gte", "oneof", "subset", "looks_like"]},
+                       "value": {}, "threshold": {"type": "number", "minimum": 0, "maximum": 1}},
+    },
+    "SearchBody": {
+        "type": "object",
+        "properties": {"filters": {"type": "array", "items": {"$ref": "#/components/schemas/Filter"}},
+                       "sort": {"type": "string", "enum": ["id", "-id", "-confidence"]},
+                       "limit": {"type": "integer", "minimum": 1, "maximum": 10000},
+                       "page": {"type": "string"}, "ignore_errors": {"type": "boolean"}},
+    },
+}
+
+_LIST_PARAMS: list[dict[str, Any]] = [
+    {"name": "id.gte", "in": "query", "schema": {"type": "integer"}, "description": "face id >= value"},
+    {"name": "id.lte", "in": "query", "schema": {"type": "integer"}, "description": "face id <= value"},
+    {"name": "id.oneof", "in": "query", "schema": {"type": "array", "items": {"type": "integer"}},
+     "style": "form", "explode": True, "description": "repeat the parameter (or comma-separate ids)"},
+    {"name": "meta.{key}.{op}", "in": "query", "schema": {"type": "string"},
+     "description": "meta filter: op lte|gte|oneof on int and string keys, subset on list-of-string keys; "
+                    "repeat the parameter for each value of oneof/subset, e.g. meta.camera.oneof=a&meta.camera.oneof=b"},
+    {"name": "looks_like", "in": "query", "schema": {"type": "string"},
+     "description": "detection:<id> or face:<gallery>/<id>: faces at least `threshold` similar"},
+    {"name": "threshold", "in": "query", "schema": {"type": "number", "default": 0.75}},
+    {"name": "sort", "in": "query", "schema": {"type": "string", "enum": ["id", "-id", "-confidence"]},
+     "description": "default: -confidence with looks_like, else id"},
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 1000, "maximum": 10000}},
+    {"name": "page", "in": "query", "schema": {"type": "string"}, "description": "next_page of the previous answer"},
+    {"name": "ignore_errors", "in": "query", "schema": {"type": "boolean", "default": False},
+     "description": "answer from the shards that are up when some are not"},
+]
+
+
+def gallery_paths() -> dict[str, Any]:
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    fid = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+    face = _json("Face", "the face")
+    return {
+        "/v2/galleries": {"get": {"summary": "Galleries and their sizes",
+                                  "responses": {"200": _json("GalleryList", "galleries")}}},
+        "/v2/galleries/{name}": {
+            "parameters": [name],
+            "post": {"summary": "Create a gallery (meta schema from config, or meta_schema in the body)",
+                     "responses": {"200": _json("GalleryInfo", "created"), **_errors(400, 409)}},
+            "delete": {"summary": "Drop a gallery", "responses": {"204": {"description": "dropped"}, **_errors(404)}}},
+        "/v2/galleries/{name}/faces": {
+            "parameters": [name],
+            "get": {"summary": "List or search faces", "parameters": _LIST_PARAMS,
+                    "responses": {"200": _json("ListResponse", "a page of faces"), **_errors(400, 404, 503)}}},
+        "/v2/galleries/{name}/faces/search": {
+            "parameters": [name],
+            "post": {"summary": "List or search faces with a JSON body (long filter lists)",
+                     "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/SearchBody"}}}},
+                     "responses": {"200": _json("ListResponse", "a page of faces"), **_errors(400, 404, 503)}}},
+        "/v2/galleries/{name}/faces/{id}": {
+            "parameters": [name, fid],
+            "post": {"summary": "Add a face from a detection or another face",
+                     "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/AddFace"}}}},
+                     "responses": {"200": face, **_errors(400, 404, 409)}},
+            "get": {"summary": "A face", "responses": {"200": face, **_errors(400, 404)}},
+            "patch": {"summary": "Update meta (a null value leaves the key as it is)",
+                      "responses": {"200": face, **_errors(400, 404)}},
+            "delete": {"summary": "Delete a face", "responses": {"204": {"description": "deleted"}, **_errors(404)}}},
+    }

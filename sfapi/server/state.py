@@ -13,6 +13,7 @@ from aiohttp import ClientSession, web
 from sfapi.config import SfapiConfig
 from sfapi.engines.analyzer import FaceAnalyzer
 from sfapi.errors import OverCapacity
+from sfapi.gallery.backend import GalleryBackend
 from sfapi.server.cache import DetectionCache
 from sfapi.server.metrics import SfapiMetrics
 
@@ -27,6 +28,7 @@ class SfapiState:
     cache: DetectionCache
     metrics: SfapiMetrics
     executor: ThreadPoolExecutor
+    gallery: GalleryBackend
     http: ClientSession | None = None
     inflight: int = 0
     extra: dict[str, Any] = field(default_factory=dict)

@@ -37,14 +37,15 @@ StartServer = Callable[..., Any]
 
 
 @pytest.fixture
-async def start_server(analyzer: FaceAnalyzer, models_dir: Path) -> AsyncIterator[StartServer]:
+async def start_server(analyzer: FaceAnalyzer, models_dir: Path, tmp_path: Path) -> AsyncIterator[StartServer]:
     runners: list[web.AppRunner] = []
     sessions: list[aiohttp.ClientSession] = []
 
     async def start(overrides: dict[str, Any] | None = None, an: Any = None) -> Server:
         from sfapi.server.app import create_app
 
-        data: dict[str, Any] = {"models": {"dir": str(models_dir)}}
+        data: dict[str, Any] = {"models": {"dir": str(models_dir)},
+                                "gallery": {"path": str(tmp_path / f"galleries-{len(runners)}.db"), "synchronous": "NORMAL"}}
         data.update(overrides or {})
         cfg = validate(SfapiConfig, data, "<test>")
         app = create_app(cfg, analyzer=an or analyzer)
