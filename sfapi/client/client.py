@@ -232,7 +232,7 @@ class Client:
         if request_id is not None:
             headers["X-Request-Id"] = request_id
         if json_body is not None:
-            body = json.dumps(json_body).encode("utf-8")
+            body = json.dumps(json_body, allow_nan=False).encode("utf-8")
             content_type = "application/json"
         if content_type is not None:
             headers["Content-Type"] = content_type

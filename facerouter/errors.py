@@ -1,0 +1,131 @@
+"""Error hierarchy of the facerouter package.
+
+:class:`FacerouterError` is the root. Errors raised while starting (config, plugin loading) carry the
+plugin name and, for hook problems, the hook and its expected signature, so start-up fails with a
+message that says what to fix. Errors answered to a frame sender carry the HTTP ``status`` and the
+wire ``code`` (same ``{"code", "reason", "param", "value"}`` body as sfapi).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "FacerouterError",
+    "ConfigError",
+    "PluginError",
+    "PluginLoadError",
+    "PluginHookError",
+    "PluginConfigError",
+    "FrameError",
+    "BadFrame",
+    "FrameRefused",
+    "NoFaceFound",
+    "Overloaded",
+    "SfapiUnavailable",
+]
+
+
+class FacerouterError(Exception):
+    """Root of every error raised by facerouter itself."""
+
+
+class ConfigError(FacerouterError):
+    """The facerouter config (or a plugin's section of it) is invalid."""
+
+
+# --- plugins -------------------------------------------------------------------------------------
+
+class PluginError(FacerouterError):
+    """A problem with one plugin; ``plugin`` is its name (or its source when it has none yet)."""
+
+    def __init__(self, plugin: str, message: str) -> None:
+        super().__init__(f"plugin {plugin!r}: {message}")
+        self.plugin = plugin
+
+
+class PluginLoadError(PluginError):
+    """A plugin module cannot be imported or does not define a plugin."""
+
+
+class PluginHookError(PluginLoadError):
+    """A plugin's hook is missing or has the wrong signature.
+
+    Attributes:
+        hook: the hook's name (``preprocess``, ``process``, ``shutdown`` or ``activate``).
+        signature: the signature the hook must accept.
+    """
+
+    def __init__(self, plugin: str, hook: str, signature: str, problem: str) -> None:
+        super().__init__(plugin, f"hook {hook}{signature}: {problem}")
+        self.hook = hook
+        self.signature = signature
+
+
+class PluginConfigError(PluginError, ConfigError):
+    """A plugin's config section does not validate against the plugin's config model."""
+
+
+# --- frames (answered to the sender) -------------------------------------------------------------
+
+class FrameError(FacerouterError):
+    """A frame could not be handled; ``status`` and ``code`` make the HTTP answer."""
+
+    status = 500
+    code = "UNKNOWN_ERROR"
+
+    def __init__(self, reason: str, *, param: str | None = None, value: Any = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.param = param
+        self.value = value
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire body ``{"code", "reason"[, "param", "value"]}``."""
+        body: dict[str, Any] = {"code": self.code, "reason": self.reason}
+        if self.param is not None:
+            body["param"] = self.param
+            body["value"] = _printable(self.value)
+        return body
+
+
+class BadFrame(FrameError):
+    """A part of the frame is missing or malformed (``param`` names the part)."""
+
+    status = 400
+    code = "BAD_PARAM"
+
+
+class FrameRefused(FrameError):
+    """The frame is well formed but this router will not handle it (e.g. no face0, detector '')."""
+
+    status = 400
+    code = "BAD_PARAM"
+
+
+class NoFaceFound(FrameError):
+    """sfapi found no face to process in the frame (retrying would not help)."""
+
+    status = 422
+    code = "EXTRACTION_ERROR"
+
+
+class Overloaded(FrameError):
+    """Too many frames in flight, or the router is stopping: the sender should retry later."""
+
+    status = 503
+    code = "OVER_CAPACITY"
+
+
+class SfapiUnavailable(FrameError):
+    """sfapi is unreachable, overloaded or failing (5xx): the sender should retry later."""
+
+    status = 503
+    code = "SFAPI_UNAVAILABLE"
+
+
+def _printable(value: Any) -> Any:
+    """Keep JSON-friendly values; show the rest (bytes, objects) as a short repr."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."

@@ -1,0 +1,131 @@
+"""What the router does with one parsed frame: event id, preprocess, detect, process.
+
+1. ``event_id = ctx.idgen()``;
+2. every plugin's ``preprocess`` concurrently; the union of the features asked for;
+3. if any plugin asked for something: one sfapi detect -- on ``face0`` with
+   ``detector=normalized``, or, without face0 and with config ``detector: nnd``, on ``photo`` taking
+   the detected face that overlaps ``bbox`` best;
+4. ``process`` of every plugin that asked for something, concurrently, with that detection.
+
+sfapi failures on the router's own detect become :class:`SfapiUnavailable` (503: the sender
+retries) when sfapi is unreachable, overloaded or failing, and a 4xx naming the part sfapi refused
+otherwise. Plugins' own failures never fail the frame; they are listed in the answer.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from facerouter.driver import PluginDriver
+from facerouter.errors import BadFrame, FrameRefused, NoFaceFound, SfapiUnavailable
+from facerouter.idgen import IdGenerator
+from facerouter.metrics import RouterMetrics
+from facerouter.objects import BBox, DetectFace, DetectResponse
+from facerouter.request import FrameParams
+from sfapi.client import Client, SFApiMalformedResponseError, SFApiRemoteError
+
+__all__ = ["FramePipeline", "iou", "OUTAGE_CODES"]
+
+log = logging.getLogger(__name__)
+
+#: sfapi error codes that mean "try again later" (answered 503), whatever their HTTP status.
+OUTAGE_CODES = frozenset({"OVER_CAPACITY", "STORAGE_ERROR", "CACHE_ERROR", "UNKNOWN_ERROR",
+                          "LICENSE_ERROR"})
+
+
+def iou(a: BBox, box: list[float]) -> float:
+    """Intersection over union of an sfapi box and an ``[x1, y1, x2, y2]`` list."""
+    x1, y1, x2, y2 = box
+    iw = min(a.right, x2) - max(a.left, x1)
+    ih = min(a.bottom, y2) - max(a.top, y1)
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    union = a.width * a.height + (x2 - x1) * (y2 - y1) - inter
+    return inter / union if union > 0 else 0.0
+
+
+class FramePipeline:
+    """Runs frames through the plugins; one per router."""
+
+    def __init__(self, *, client: Client, driver: PluginDriver, idgen: IdGenerator,
+                 metrics: RouterMetrics, detector: str, sfapi_timeout: float) -> None:
+        self.client = client
+        self.driver = driver
+        self.idgen = idgen
+        self.metrics = metrics
+        self.detector = detector
+        self.sfapi_timeout = sfapi_timeout
+
+    def check(self, params: FrameParams) -> None:
+        """Refuse a frame this router cannot handle, before any plugin sees it."""
+        if params.face0 is None and self.detector == "":
+            raise FrameRefused("the frame has no face0 and this router has detector '' (set "
+                               "detector: nnd to detect on photo)", param="face0", value=None)
+
+    async def handle(self, request: Any) -> dict[str, Any]:
+        """Run one frame (``request.params`` set) through the plugins; returns the answer body."""
+        params: FrameParams = request.params
+        event_id = self.idgen()
+        pre = await self.driver.preprocess(request, params.labels)
+        failed = list(pre.failed)
+        processed: list[str] = []
+        if pre.wanted:
+            detection = await self.detect(params, pre.features(), event_id)
+            failed_process = await self.driver.process(pre.wanted, request, params.photo,
+                                                       params.bbox, event_id, detection)
+            failed += failed_process
+            processed = [name for name in pre.wanted if name not in failed_process]
+        if failed:
+            log.info("frame %d from camera %s: plugins failed: %s", event_id, params.cam_id,
+                     ", ".join(failed))
+        order = {name: i for i, name in enumerate(self.driver.registry.names())}
+        return {"event_id": str(event_id), "failed_plugins": sorted(failed, key=order.__getitem__),
+                "processed": processed}
+
+    async def detect(self, params: FrameParams, features: frozenset[str],
+                     event_id: int) -> DetectFace:
+        """One sfapi detect with the requested features; the face the frame is about."""
+        flags = {name: True for name in features}
+        normalized = params.face0 is not None
+        part = "face0" if normalized else "photo"
+        image = params.face0 if normalized else params.photo
+        assert image is not None
+        started = time.perf_counter()
+        try:
+            faces = await self.client.detect(image=image, detector="normalized" if normalized
+                                             else "nnd", timeout=self.sfapi_timeout,
+                                             request_id=str(event_id), **flags)
+        except SFApiMalformedResponseError as exc:
+            raise SfapiUnavailable(f"sfapi unavailable: {exc}") from exc
+        except SFApiRemoteError as exc:
+            raise _remote_error(exc, part) from exc
+        except RuntimeError as exc:
+            if not self.client.closed:
+                raise
+            raise SfapiUnavailable("facerouter is stopping; retry later") from exc
+        finally:
+            log.debug("frame %d: sfapi detect on %s took %.1f ms", event_id, part,
+                      (time.perf_counter() - started) * 1000)
+        return self._pick(faces, params, part)
+
+    def _pick(self, faces: DetectResponse, params: FrameParams, part: str) -> DetectFace:
+        if not faces:
+            raise NoFaceFound(f"sfapi found no face in {part}", param=part, value=None)
+        if part == "face0":
+            return faces[0]
+        best = max(faces, key=lambda face: iou(face.bbox, params.bbox[0]))
+        if iou(best.bbox, params.bbox[0]) <= 0.0:
+            raise NoFaceFound("no face detected in photo overlaps bbox", param="bbox",
+                              value=params.bbox)
+        return best
+
+
+def _remote_error(exc: SFApiRemoteError, part: str) -> Exception:
+    if exc.code in OUTAGE_CODES or (exc.status or 500) >= 500:
+        return SfapiUnavailable(f"sfapi failed: {exc}")
+    if exc.code == "EXTRACTION_ERROR":
+        return NoFaceFound(f"sfapi could not extract the face from {part}: {exc.reason}",
+                           param=part, value=None)
+    return BadFrame(f"sfapi refused {part}: {exc}", param=part, value=exc.value)

@@ -1,0 +1,116 @@
+"""Tornado handlers of the router: ``POST /v0/frame``, ``GET /healthz``, ``GET /metrics``.
+
+Every error answer is JSON ``{"code", "reason"[, "param", "value"]}``, as sfapi's are.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import tornado.web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from facerouter.errors import FrameError, Overloaded
+from facerouter.request import parse_frame
+
+if TYPE_CHECKING:
+    from facerouter.app import Router
+
+__all__ = ["FrameHandler", "HealthHandler", "MetricsHandler"]
+
+log = logging.getLogger(__name__)
+
+
+class _JsonHandler(tornado.web.RequestHandler):
+    """Answers JSON, including Tornado's own errors (bad multipart, 405 ...)."""
+
+    def initialize(self, router: Router) -> None:
+        self.router = router
+
+    def send_json(self, status: int, body: Any) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(body))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        reason = self._reason
+        exc_info = kwargs.get("exc_info")
+        if exc_info is not None and isinstance(exc_info[1], tornado.web.HTTPError):
+            reason = exc_info[1].log_message or reason
+        code = "MALFORMED_REQUEST" if status_code < 500 else "UNKNOWN_ERROR"
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"code": code, "reason": reason}))
+
+
+class FrameHandler(_JsonHandler):
+    """``POST /v0/frame``: one face event from the video worker."""
+
+    async def post(self) -> None:
+        router = self.router
+        cam_id = "-"
+        status = 500
+        started = time.perf_counter()
+        if router.stopping:
+            error: FrameError | None = Overloaded("facerouter is stopping; retry later")
+        elif router.inflight >= router.max_inflight:
+            error = Overloaded(f"{router.inflight} frames in flight (max_inflight "
+                               f"{router.max_inflight}); retry later")
+        else:
+            error = None
+        if error is not None:
+            self.set_header("Retry-After", "1")
+            self._answer_error(error, cam_id)
+            return
+        router.frame_started()
+        try:
+            params = parse_frame(self.request)
+            cam_id = params.cam_id
+            router.pipeline.check(params)
+            self.request.params = params  # type: ignore[attr-defined]
+            body = await router.pipeline.handle(self.request)
+            status = 200
+            self.send_json(200, body)
+            router.metrics.frames.labels(cam_id, "200").inc()
+        except FrameError as exc:
+            if exc.status == 503:
+                self.set_header("Retry-After", "1")
+            self._answer_error(exc, cam_id)
+            status = exc.status
+        finally:
+            router.frame_finished()
+            router.metrics.frame_latency.observe(time.perf_counter() - started)
+            log.debug("frame from camera %s: HTTP %d in %.1f ms", cam_id, status,
+                      (time.perf_counter() - started) * 1000)
+
+    def _answer_error(self, exc: FrameError, cam_id: str) -> None:
+        if exc.status >= 500:
+            log.warning("frame from camera %s: HTTP %d %s: %s", cam_id, exc.status, exc.code,
+                        exc.reason)
+        else:
+            log.info("frame from camera %s refused: %s", cam_id, exc.reason)
+        self.router.metrics.frames.labels(cam_id, str(exc.status)).inc()
+        self.send_json(exc.status, exc.to_json())
+
+
+class HealthHandler(_JsonHandler):
+    """``GET /healthz``: 200 while serving, 503 once stopping."""
+
+    def get(self) -> None:
+        router = self.router
+        self.send_json(503 if router.stopping else 200, {
+            "status": "stopping" if router.stopping else "ok",
+            "inflight": router.inflight,
+            "max_inflight": router.max_inflight,
+            "node_id": router.idgen.node_id,
+            "plugins": router.registry.names(),
+        })
+
+
+class MetricsHandler(_JsonHandler):
+    """``GET /metrics``: Prometheus text format."""
+
+    def get(self) -> None:
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.finish(self.router.metrics.render())

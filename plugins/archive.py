@@ -1,0 +1,119 @@
+"""``archive``: add every face to a gallery, so "where was this person seen" is a gallery search.
+
+Each face is stored with id ``event_id`` and meta ``cam_id`` (string), ``ts`` (int, Unix seconds of
+the frame), ``bs_type`` (string) and the chosen labels (strings). At start the gallery is created
+with that meta schema if it does not exist yet. Config (``archive:`` section)::
+
+    archive:
+      gallery: archive          # gallery name
+      features: [gender, age]   # stored with the face besides the facen
+      labels: [site]            # label keys kept as meta (each a string)
+
+Find where a person was seen (a detection of their face, ``det``)::
+
+    hits = await sfapi["archive"].list(
+        filters=[filters.Detection(det, 0.7), filters.Meta("ts").gte(since)], limit=100)
+    places = [(h.meta["cam_id"], h.meta["ts"], h.confidence) for h in hits]
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from facerouter.objects import DetectFace
+from facerouter.plugin import FrHTTPRequest
+from sfapi.client import SFApiError, SFApiRemoteError
+from sfapi.client.client import path_segment
+
+log = logging.getLogger(__name__)
+
+RESERVED_META = ("cam_id", "ts", "bs_type")
+
+
+class ArchiveConfig(BaseModel):
+    """The ``archive:`` section."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gallery: str = Field("archive", min_length=1)
+    features: list[Literal["gender", "age", "emotions"]] = []
+    labels: list[str] = []
+    #: create the gallery (with the meta schema) at start when it is missing
+    create_gallery: bool = True
+
+    @field_validator("labels")
+    @classmethod
+    def _not_reserved(cls, value: list[str]) -> list[str]:
+        for key in value:
+            if key in RESERVED_META:
+                raise ValueError(f"label {key!r} clashes with the meta key of the same name")
+        return value
+
+
+config_model = ArchiveConfig
+
+
+class Archive:
+    """Adds each face to the configured gallery (plugin object made by :func:`activate`)."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+        self.config: ArchiveConfig = ctx.config
+        self.gallery = ctx.sfapi[self.config.gallery]
+        self._ready = not self.config.create_gallery
+        self._lock = asyncio.Lock()
+
+    def meta_schema(self) -> dict[str, str]:
+        """Meta keys and types of the gallery."""
+        schema = {"cam_id": "string", "ts": "int", "bs_type": "string"}
+        schema.update({key: "string" for key in self.config.labels})
+        return schema
+
+    async def ensure_gallery(self) -> None:
+        """Create the gallery with its meta schema unless it exists (once per process)."""
+        async with self._lock:
+            if self._ready:
+                return
+            path = f"/v2/galleries/{path_segment(self.config.gallery)}"
+            try:
+                await self.ctx.sfapi.request("POST", path,
+                                             json_body={"meta_schema": self.meta_schema()},
+                                             timeout=5.0)
+                log.info("archive: created gallery %s", self.config.gallery)
+            except SFApiRemoteError as exc:
+                if exc.code != "CONFLICT":
+                    raise
+            self._ready = True
+
+    async def preprocess(self, request: FrHTTPRequest, labels: Mapping[str, str]) -> tuple[str, ...]:
+        """Every face: facen plus the configured features."""
+        return ("facen", *self.config.features)
+
+    async def process(self, request: FrHTTPRequest, photo: bytes, bbox: list[list[float]],
+                      event_id: int, detection: DetectFace) -> None:
+        """Store the face under ``event_id`` with its meta."""
+        if not self._ready:
+            await self.ensure_gallery()
+        params = request.params
+        meta: dict[str, Any] = {"cam_id": params.cam_id, "ts": int(params.timestamp.timestamp()),
+                                "bs_type": params.bs_type}
+        meta.update({key: params.labels[key] for key in self.config.labels if key in params.labels})
+        await self.gallery.add(event_id, detection, meta=meta)
+
+    async def shutdown(self) -> None:
+        """Nothing to release: the sfapi client belongs to the router."""
+
+
+async def activate(app: Any, ctx: Any, plugin_name: str, plugin_source: str) -> Archive:
+    """Build the plugin and try to create its gallery (retried at the first face if sfapi is down)."""
+    plugin = Archive(ctx)
+    if not plugin._ready:
+        try:
+            await plugin.ensure_gallery()
+        except SFApiError as exc:
+            log.warning("archive: cannot create gallery %s yet (%s); will retry at the first face",
+                        ctx.config.gallery, exc)
+    return plugin
