@@ -1,0 +1,115 @@
+"""Error hierarchy of the video worker.
+
+:class:`VideoWorkerError` is the root. Errors answered over the job API carry the HTTP ``status``
+and the wire ``code`` (body ``{"code", "desc"}``, the video manager's shape); source errors say
+whether reconnecting can help; delivery errors say whether the post may be retried.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "VideoWorkerError",
+    "ConfigError",
+    "EngineError",
+    "SourceError",
+    "SourceOpenError",
+    "SourceStalled",
+    "SourceEnded",
+    "DeliveryError",
+    "PostRejected",
+    "RouterUnavailable",
+    "SpoolError",
+    "ApiError",
+    "BadJob",
+    "JobNotFound",
+]
+
+
+class VideoWorkerError(Exception):
+    """Root of every error raised by the video worker itself."""
+
+
+class ConfigError(VideoWorkerError):
+    """The worker config or a camera job's settings are invalid (message: ``file:line key: why``)."""
+
+
+class EngineError(VideoWorkerError):
+    """The detector cannot be built (no model pack, unknown runtime)."""
+
+
+# --- sources ---------------------------------------------------------------------------------------
+
+class SourceError(VideoWorkerError):
+    """A camera stream failed; the job reconnects with back-off."""
+
+
+class SourceOpenError(SourceError):
+    """The stream could not be opened (unreachable, refused, not a video)."""
+
+
+class SourceStalled(SourceError):
+    """No frame arrived within the read timeout."""
+
+
+class SourceEnded(SourceError):
+    """The stream ended (end of file, or the server closed a live stream)."""
+
+
+# --- delivery --------------------------------------------------------------------------------------
+
+class DeliveryError(VideoWorkerError):
+    """A post could not be delivered to facerouter."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class PostRejected(DeliveryError):
+    """facerouter refused the post for good (4xx other than 408/429): retrying cannot help."""
+
+
+class RouterUnavailable(DeliveryError):
+    """facerouter is unreachable, timed out or answered 5xx/408/429: retry later."""
+
+    def __init__(self, message: str, *, status: int | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class SpoolError(VideoWorkerError):
+    """The on-disk spool cannot be read or written."""
+
+
+# --- job API ---------------------------------------------------------------------------------------
+
+class ApiError(VideoWorkerError):
+    """An error answered over the job API as ``{"code", "desc"}`` with ``status``."""
+
+    status = 500
+    code = "INTERNAL_ERROR"
+
+    def __init__(self, desc: str, **extra: Any) -> None:
+        super().__init__(desc)
+        self.desc = desc
+        self.extra = extra
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire body."""
+        return {"code": self.code, "desc": self.desc, **self.extra}
+
+
+class BadJob(ApiError):
+    """The job body is malformed or its settings do not validate."""
+
+    status = 400
+    code = "BAD_PARAM"
+
+
+class JobNotFound(ApiError):
+    """No job with that id."""
+
+    status = 404
+    code = "NOT_FOUND"
