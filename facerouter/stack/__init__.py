@@ -1,0 +1,1 @@
+"""``facerouter-stack``: run sfapi, facerouter and the video worker as supervised child processes."""

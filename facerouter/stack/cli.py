@@ -1,0 +1,59 @@
+"""``facerouter-stack up --config config/stack.yaml``: run the whole stack under supervision."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from facerouter.stack.config import load_stack
+from facerouter.stack.supervisor import StackError, Supervisor
+from sfapi.errors import ConfigError
+
+log = logging.getLogger("facerouter.stack")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="facerouter-stack", description="Run sfapi, facerouter and video workers")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start every service, restart crashed ones, stop all on Ctrl-C")
+    up.add_argument("--config", type=Path, default=Path("config/stack.yaml"))
+    up.add_argument("--check-config", action="store_true")
+    up.add_argument("--log-level", default="INFO")
+    return parser
+
+
+async def run_stack(sup: Supervisor) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, sup.stop)
+    try:
+        await sup.run()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load_stack(args.config)
+        if args.check_config:
+            sys.stdout.write(f"config OK: {args.config}; services: {', '.join(s.name for s in cfg.services)}\n")
+            return 0
+        asyncio.run(run_stack(Supervisor(cfg, args.config.resolve().parent)))
+        return 0
+    except ConfigError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
+    except StackError as exc:
+        sys.stderr.write(f"facerouter-stack: {exc}\n")
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

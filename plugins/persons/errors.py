@@ -1,0 +1,68 @@
+"""Errors of the persons API: each carries the HTTP status and the wire body fields.
+
+The body is ``{"code", "reason", "param", "value"}`` like sfapi's and the router's; a handler turns
+any :class:`ApiError` into that answer, and bad input always names the parameter (400), never 500.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ApiError", "BadParam", "NotFound", "Conflict", "Unavailable"]
+
+
+class ApiError(Exception):
+    """Root of the errors answered by the persons API."""
+
+    status = 500
+    code = "UNKNOWN_ERROR"
+
+    def __init__(self, reason: str, *, param: str | None = None, value: Any = None,
+                 extra: dict[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.param = param
+        self.value = value
+        self.extra = extra or {}
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire body."""
+        return {"code": self.code, "reason": self.reason, "param": self.param,
+                "value": _printable(self.value), **self.extra}
+
+
+class BadParam(ApiError):
+    """A parameter is missing or malformed (``param`` names it)."""
+
+    status = 400
+    code = "BAD_PARAM"
+
+
+class NotFound(ApiError):
+    """The object a path or parameter names does not exist."""
+
+    status = 404
+    code = "NOT_FOUND"
+
+
+class Conflict(ApiError):
+    """The request clashes with what is stored (a taken name, an existing person)."""
+
+    status = 409
+    code = "CONFLICT"
+
+
+class Unavailable(ApiError):
+    """sfapi or the database cannot answer now; retry later."""
+
+    status = 503
+    code = "SERVICE_UNAVAILABLE"
+
+
+def _printable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, (list, tuple)) and len(value) <= 20 and all(
+            isinstance(v, (str, int, float, bool)) for v in value):
+        return list(value)
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."

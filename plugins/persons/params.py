@@ -1,0 +1,159 @@
+"""Reading HTTP parameters: every problem is a :class:`~.errors.BadParam` naming the parameter.
+
+:class:`Query` wraps a request's query arguments, refuses unknown names, and reads ints, lists
+(comma-separated and/or repeated: ``result=exact,ha&result=nm``), dates (RFC 3339 or a date) and
+UUIDs. :func:`json_object` reads a JSON body.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import uuid
+from typing import Any, Callable, Iterable, TypeVar
+
+from .errors import BadParam
+
+__all__ = ["Query", "json_object", "parse_time", "parse_uuid", "to_ms", "from_ms"]
+
+T = TypeVar("T")
+
+
+class Query:
+    """The query arguments of one request (``handler.request.query_arguments``)."""
+
+    def __init__(self, arguments: dict[str, list[bytes]], known: Iterable[str]) -> None:
+        self.raw: dict[str, list[str]] = {}
+        allowed = set(known)
+        for name, values in arguments.items():
+            if name not in allowed:
+                raise BadParam(f"unknown parameter {name!r}; known: {', '.join(sorted(allowed))}",
+                               param=name, value=_decode(name, values[0]) if values else None)
+            self.raw[name] = [_decode(name, v) for v in values]
+
+    def has(self, name: str) -> bool:
+        """Whether ``name`` was given."""
+        return name in self.raw
+
+    def one(self, name: str) -> str | None:
+        """The single value of ``name`` (``None`` when absent; repeated is an error)."""
+        values = self.raw.get(name)
+        if not values:
+            return None
+        if len(values) > 1:
+            raise BadParam(f"{name} is given {len(values)} times", param=name, value=values)
+        return values[0]
+
+    def int(self, name: str, default: int | None = None, *, lo: int | None = None,
+            hi: int | None = None) -> int | None:
+        """An integer in ``lo..hi``."""
+        text = self.one(name)
+        if text is None:
+            return default
+        return check_int(text, name, lo, hi)
+
+    def bool(self, name: str, default: bool = False) -> bool:
+        """``true``/``false``/``1``/``0``."""
+        text = self.one(name)
+        if text is None:
+            return default
+        if text.lower() in ("true", "1", "yes"):
+            return True
+        if text.lower() in ("false", "0", "no"):
+            return False
+        raise BadParam(f"{name} must be true or false", param=name, value=text)
+
+    def list(self, name: str, convert: Callable[[str, str], T]) -> list[T] | None:
+        """Every comma-separated item of every value of ``name``, converted (``None``: absent)."""
+        values = self.raw.get(name)
+        if values is None:
+            return None
+        items = [item.strip() for value in values for item in value.split(",")]
+        if not items or any(not item for item in items):
+            raise BadParam(f"{name} must be a comma-separated list without empty items",
+                           param=name, value=",".join(values))
+        return [convert(item, name) for item in items]
+
+    def time(self, name: str) -> datetime.datetime | None:
+        """An aware datetime (a date alone means its midnight UTC)."""
+        text = self.one(name)
+        return None if text is None else parse_time(text, name)
+
+
+def _decode(name: str, value: bytes) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadParam(f"{name} is not UTF-8 text", param=name, value=value[:32]) from None
+
+
+def check_int(text: Any, name: str, lo: int | None = None, hi: int | None = None) -> int:
+    """``text`` (a str or an int) as an int within ``lo..hi``."""
+    if isinstance(text, bool):
+        raise BadParam(f"{name} must be an integer", param=name, value=text)
+    try:
+        value = int(text) if isinstance(text, int) else int(str(text).strip(), 10)
+    except ValueError:
+        raise BadParam(f"{name} must be an integer", param=name, value=text) from None
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        bounds = f"{'-inf' if lo is None else lo}..{'inf' if hi is None else hi}"
+        raise BadParam(f"{name} must be in {bounds}", param=name, value=value)
+    return value
+
+
+def choice(options: Iterable[str]) -> Callable[[str, str], str]:
+    """A list converter that accepts only ``options``."""
+    allowed = tuple(options)
+
+    def convert(item: str, name: str) -> str:
+        if item not in allowed:
+            raise BadParam(f"{name} items must be among {', '.join(allowed)}", param=name,
+                           value=item)
+        return item
+    return convert
+
+
+def int_item(item: str, name: str) -> int:
+    """A list converter for non-negative ints."""
+    return check_int(item, name, 0)
+
+
+def parse_uuid(text: Any, name: str) -> str:
+    """A canonical lower-case UUID string."""
+    try:
+        return str(uuid.UUID(str(text)))
+    except (ValueError, AttributeError):
+        raise BadParam(f"{name} must be a UUID", param=name, value=text) from None
+
+
+def parse_time(text: str, name: str) -> datetime.datetime:
+    """RFC 3339 (``Z`` or an offset; no offset means UTC) or ``YYYY-MM-DD``."""
+    try:
+        value = datetime.datetime.fromisoformat(text.strip().replace(" ", "+"))
+    except ValueError:
+        raise BadParam(f"{name} must be an RFC 3339 time, e.g. 2024-05-01T12:30:00Z", param=name,
+                       value=text) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.timezone.utc)
+    return value
+
+
+def to_ms(value: datetime.datetime) -> int:
+    """Unix milliseconds of an aware datetime."""
+    return int(round(value.timestamp() * 1000))
+
+
+def from_ms(ms: int) -> str:
+    """RFC 3339 UTC text of Unix milliseconds."""
+    when = datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def json_object(body: bytes, what: str = "body") -> dict[str, Any]:
+    """A JSON object body."""
+    try:
+        value = json.loads(body or b"{}")
+    except ValueError as exc:
+        raise BadParam(f"the {what} is not valid JSON: {exc}", param=what, value=None) from None
+    if not isinstance(value, dict):
+        raise BadParam(f"the {what} must be a JSON object", param=what, value=type(value).__name__)
+    return value

@@ -1,0 +1,224 @@
+"""Typed, validated config of the video worker (``config/video_worker.yaml``) and of camera jobs.
+
+Loaded with :func:`sfapi.configfile.load_config`, so a bad file fails at start with
+``file:line key.path: message (got value)``. The per-camera settings follow FindFace's names
+(``filter_min_size``, ``overall_only``, ``realtime_post_interval``, ``track_miss_interval`` ...);
+``defaults`` holds them for every job, and each job may override any of them in ``settings``.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from sfapi import errors as sfapi_errors
+from sfapi.configfile import StrictModel, load_config, validate
+from video_worker.errors import BadJob, ConfigError
+
+__all__ = ["CameraSettings", "JobSpec", "ModelsSection", "DetectorSection", "DeliverySection",
+           "SourceSection", "WorkerConfig", "load", "job_from_api", "JOB_ID"]
+
+DEFAULT_PORT = 18999
+#: Job ids: what fits in a URL path segment, a file name and a Prometheus label.
+JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+
+
+class CameraSettings(StrictModel):
+    """Per-camera processing settings (FindFace video worker names where one exists)."""
+
+    #: frames analysed per second of stream time (the rest are only decoded)
+    detect_fps: float = Field(5.0, gt=0, le=120)
+    #: files: -1 = as fast as possible, 1 = real time, 2 = twice as fast ...; live streams ignore it
+    play_speed: float = -1.0
+    #: degrees the picture is turned clockwise before analysis
+    rot: Literal[0, 90, 180, 270] = 0
+    #: region analysed, [x1, y1, x2, y2] in (rotated) frame pixels; null: the whole frame
+    roi: tuple[int, int, int, int] | None = None
+    #: smallest and largest face side (pixels) posted; smaller faces are not even searched for
+    filter_min_size: int = Field(60, ge=12, le=8192)
+    filter_max_size: int = Field(8192, ge=12, le=16384)
+    #: lowest quality (0..1: detector score x size x pose x sharpness) of a face that is posted
+    filter_min_quality: float = Field(0.1, ge=0.0, le=1.0)
+    #: true: one post per track (bs_type overall); false: realtime posts too, and the overall one
+    overall_only: bool = True
+    realtime_post_interval: float = Field(1.0, gt=0)
+    #: post the best face of every interval even when it is not better than the last one posted
+    realtime_post_every_interval: bool = False
+    #: post the first face of a track at once instead of waiting for the first interval to end
+    realtime_post_first_immediately: bool = False
+    #: tracker (simple IoU): minimal overlap to continue a track, and how long a track may miss
+    track_overlap_threshold: float = Field(0.25, gt=0.0, lt=1.0)
+    track_miss_interval: float = Field(1.0, gt=0)
+    #: a track reaching this many analysed frames is closed (and posted) and a new one starts; 0: no limit
+    track_max_duration_frames: int = Field(0, ge=0)
+    #: photo: the full frame, or a crop around the face (crop_scale x the face box, clipped)
+    photo: Literal["full", "crop"] = "full"
+    crop_scale: float = Field(3.0, ge=1.0, le=20.0)
+    jpeg_quality: int = Field(95, ge=10, le=100)
+    #: timestamps: stream time (start_stream_timestamp, or the time the stream opened, + pts) or wall clock
+    use_stream_timestamp: bool = False
+    start_stream_timestamp: float | None = None
+    #: live streams: never drop frames when analysis falls behind (files never drop)
+    disable_drops: bool = False
+    #: rtsp transport for rtsp:// URLs
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    #: extra FFmpeg demuxer/protocol options, e.g. {probesize: "32768"}
+    ffmpeg_params: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _check(self) -> "CameraSettings":
+        if self.filter_max_size < self.filter_min_size:
+            raise ValueError("filter_max_size must be >= filter_min_size")
+        if self.play_speed != -1 and self.play_speed <= 0:
+            raise ValueError("play_speed must be -1 (as fast as possible) or > 0")
+        if self.roi is not None:
+            x1, y1, x2, y2 = self.roi
+            if min(self.roi) < 0 or x2 <= x1 or y2 <= y1:
+                raise ValueError("roi must be [x1, y1, x2, y2] with 0 <= x1 < x2 and 0 <= y1 < y2")
+        return self
+
+
+class JobSpec(StrictModel):
+    """A camera job: what to read, where to post, how to process."""
+
+    id: str
+    stream_url: str = Field(min_length=1)
+    labels: dict[str, str] = {}
+    #: facerouter's frame endpoint base, e.g. http://127.0.0.1:18820 (/v0/frame is appended);
+    #: null: the worker's router_url
+    router_url: str | None = None
+    #: files: stop at the end instead of starting over; streams: stop instead of reconnecting
+    single_pass: bool = False
+    settings: dict[str, Any] = {}
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not JOB_ID.match(value):
+            raise ValueError("job id must be 1-128 characters of letters, digits, '_', '.', '-'")
+        return value
+
+
+class ModelsSection(StrictModel):
+    """The sfapi model pack the detector is loaded from."""
+
+    dir: Path | None = None  # null: sfapi's default (``$SFAPI_MODELS_DIR`` or the user cache)
+    runtime: Literal["onnxruntime", "onnxruntime-cuda", "tensorrt"] = "onnxruntime"
+
+
+class DetectorSection(StrictModel):
+    """The one detector engine shared by every camera."""
+
+    #: detection threads shared by all cameras (each runs one frame at a time)
+    threads: int = Field(2, ge=1, le=64)
+    #: ONNX Runtime threads inside one network call
+    intra_op_threads: int = Field(1, ge=0, le=64)
+    #: R-Net / O-Net candidates of concurrent frames share forward passes
+    max_batch: int = Field(64, ge=1, le=1024)
+    max_wait_ms: float = Field(1.0, ge=0, le=100)
+    #: P-Net works on frames shrunk to this side at most (boxes stay in full-frame pixels)
+    max_image_side: int = Field(1280, ge=64, le=8192)
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.95)
+    #: size and padding of the normalized face (face0): sfapi's ``normalized`` settings
+    normalized_size: int = Field(200, ge=64, le=1024)
+    normalized_padding: float = Field(0.4, ge=0.25, le=2.0)
+
+
+class DeliverySection(StrictModel):
+    """Posting to facerouter."""
+
+    timeout_s: float = Field(15.0, gt=0)  # FindFace router_timeout_ms 15000
+    backoff_initial_s: float = Field(0.2, gt=0)
+    backoff_max_s: float = Field(10.0, gt=0)
+    #: posts of one camera waiting in memory; past it they go to the spool
+    memory_queue: int = Field(64, ge=1)
+    #: on-disk spool of one camera: past this size the oldest posts are dropped (and counted)
+    spool_max_bytes: int = Field(512 * 1024 * 1024, ge=1024)
+
+
+class SourceSection(StrictModel):
+    """Opening and reading streams."""
+
+    open_timeout_s: float = Field(10.0, gt=0)
+    #: no packet for this long is a stall: the job reconnects
+    read_timeout_s: float = Field(10.0, gt=0)
+    reconnect_backoff_initial_s: float = Field(0.5, gt=0)
+    reconnect_backoff_max_s: float = Field(30.0, gt=0)
+    #: decoded frames waiting for analysis, per camera
+    frame_queue: int = Field(4, ge=1, le=256)
+    #: decoder threads per stream (0: FFmpeg's choice)
+    decoder_threads: int = Field(0, ge=0, le=64)
+
+
+class WorkerConfig(StrictModel):
+    """The whole ``video_worker.yaml``."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(DEFAULT_PORT, ge=0, le=65535)
+    worker_id: str = "video-worker-1"
+    #: where API-created jobs and the spool live (relative paths: to the config file)
+    state_dir: Path = Path("video_worker_state")
+    router_url: str = "http://127.0.0.1:18820"
+    models: ModelsSection = ModelsSection()
+    detector: DetectorSection = DetectorSection()
+    delivery: DeliverySection = DeliverySection()
+    source: SourceSection = SourceSection()
+    defaults: CameraSettings = CameraSettings()
+    jobs: list[JobSpec] = []
+
+    @model_validator(mode="after")
+    def _check(self) -> "WorkerConfig":
+        seen: set[str] = set()
+        for job in self.jobs:
+            if job.id in seen:
+                raise ValueError(f"job id {job.id!r} is declared twice")
+            seen.add(job.id)
+            self.camera_settings(job)  # each job's overrides must validate
+        return self
+
+    def camera_settings(self, job: JobSpec) -> CameraSettings:
+        """The job's settings: ``defaults`` with the job's overrides."""
+        merged = {**self.defaults.model_dump(), **job.settings}
+        return CameraSettings.model_validate(merged)
+
+    def router_of(self, job: JobSpec) -> str:
+        """The facerouter base URL of ``job``."""
+        return (job.router_url or self.router_url).rstrip("/")
+
+
+def load(path: str | Path | None, overrides: dict[str, Any] | None = None) -> WorkerConfig:
+    """Read and validate the worker config; relative ``state_dir`` / ``models.dir`` are made
+    relative to the file. Raises :class:`ConfigError` with file:line messages."""
+    try:
+        cfg = load_config(path, WorkerConfig, overrides)
+    except sfapi_errors.ConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    if path is not None:
+        base = Path(path).resolve().parent
+        update: dict[str, Any] = {}
+        if not cfg.state_dir.is_absolute():
+            update["state_dir"] = base / cfg.state_dir
+        if cfg.models.dir is not None and not cfg.models.dir.is_absolute():
+            update["models"] = cfg.models.model_copy(update={"dir": base / cfg.models.dir})
+        if update:
+            cfg = cfg.model_copy(update=update)
+    return cfg
+
+
+def job_from_api(job_id: str, body: Any, cfg: WorkerConfig) -> JobSpec:
+    """Validate a job posted over the API (``{"stream_url", "labels", "router_url",
+    "single_pass", "settings"}``); raises :class:`BadJob` naming the bad key."""
+    if not isinstance(body, dict):
+        raise BadJob("the job must be a JSON object", param="body")
+    try:
+        job = validate(JobSpec, {**body, "id": job_id}, f"job {job_id}")
+        cfg.camera_settings(job)
+    except sfapi_errors.ConfigError as exc:
+        raise BadJob(str(exc)) from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise BadJob(f"settings.{where}: {first['msg']}", param=f"settings.{where}") from None
+    return job

@@ -1,0 +1,99 @@
+"""The one face detector shared by every camera of the worker.
+
+sfapi's MTCNN (:class:`sfapi.engines.mtcnn.MtcnnDetector`) is loaded once from the model pack. Its
+R-Net and O-Net run behind :class:`sfapi.engines.batching.DynamicBatcher`, so the candidates of
+frames from different cameras analysed at the same time share forward passes; P-Net (whose input
+size follows each frame) runs directly. Frames are analysed on a bounded thread pool: the event
+loop only awaits.
+
+Each camera gets a light :class:`MtcnnDetector` view on the shared sessions with its own settings
+(the smallest face searched for follows the camera's ``filter_min_size``).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from sfapi.config import default_models_dir
+from sfapi.engines.batching import DynamicBatcher
+from sfapi.engines.mtcnn import MtcnnDetector, MtcnnSettings
+from sfapi.engines.runtime import Session, create_runtime
+from sfapi.errors import SfapiError
+from video_worker.config import DetectorSection, ModelsSection
+from video_worker.errors import EngineError
+
+__all__ = ["SharedDetector", "BatchedSession"]
+
+log = logging.getLogger(__name__)
+
+_PNET_CELL = 12
+
+
+class BatchedSession(Session):
+    """A :class:`Session` whose ``run`` goes through a :class:`DynamicBatcher` (one input)."""
+
+    def __init__(self, inner: Session, max_batch: int, max_wait_s: float) -> None:
+        self.name = inner.name
+        self.inputs = inner.inputs
+        self.outputs = inner.outputs
+        self._batcher = DynamicBatcher(inner.name, lambda rows: inner.run(rows), max_batch, max_wait_s)
+
+    def run(self, *inputs: np.ndarray) -> list[np.ndarray]:
+        if len(inputs) != 1:
+            raise ValueError(f"{self.name}: expected 1 input, got {len(inputs)}")
+        return self._batcher.submit(inputs[0]).result()
+
+    def close(self) -> None:
+        """Stop the batcher thread."""
+        self._batcher.close()
+
+
+class SharedDetector:
+    """Owns the detector networks and the analysis thread pool."""
+
+    def __init__(self, models: ModelsSection, cfg: DetectorSection) -> None:
+        self.cfg = cfg
+        models_dir = Path(models.dir) if models.dir is not None else default_models_dir()
+        try:
+            from sfapi.models.pack import network_path
+
+            runtime = create_runtime(models.runtime, cfg.intra_op_threads)
+            pnet, rnet, onet = (runtime.load(network_path(models_dir, f"detector_{n}"), f"detector_{n}")
+                                for n in ("pnet", "rnet", "onet"))
+        except (SfapiError, OSError) as exc:
+            raise EngineError(f"cannot load the detector from {models_dir}: {exc}") from exc
+        wait = cfg.max_wait_ms / 1000.0
+        self._pnet = pnet
+        self._rnet = BatchedSession(rnet, cfg.max_batch, wait)
+        self._onet = BatchedSession(onet, cfg.max_batch, wait)
+        self.executor = ThreadPoolExecutor(cfg.threads, thread_name_prefix="detect")
+        self._views: dict[tuple[int, int, int], MtcnnDetector] = {}
+        self._lock = threading.Lock()
+        log.info("detector loaded from %s (%s, %d threads)", models_dir, models.runtime, cfg.threads)
+
+    def detector_for(self, min_face_px: int, height: int, width: int) -> MtcnnDetector:
+        """A detector view finding faces of ``min_face_px`` and up in ``height`` x ``width`` frames.
+
+        MTCNN's ``min_face_size`` counts P-Net pixels; when the frame is shrunk for P-Net
+        (``max_image_side``) the smallest face searched for shrinks with it.
+        """
+        key = (min_face_px, height, width)
+        with self._lock:
+            view = self._views.get(key)
+            if view is None:
+                shrink = min(1.0, self.cfg.max_image_side / max(height, width, 1))
+                settings = MtcnnSettings(min_face_size=max(float(_PNET_CELL), min_face_px * shrink),
+                                         thresholds=self.cfg.thresholds,
+                                         max_image_side=self.cfg.max_image_side)
+                view = self._views[key] = MtcnnDetector(self._pnet, self._rnet, self._onet, settings)
+            return view
+
+    def close(self) -> None:
+        """Stop the pool and the batchers (after the cameras stopped)."""
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        self._rnet.close()
+        self._onet.close()
