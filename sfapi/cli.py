@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sfapi.config import SfapiConfig
 from sfapi.configfile import load_config
+from sfapi.auth import AuthSetupError
 from sfapi.errors import ConfigError, ModelPackError, RuntimeUnavailable
 
 log = logging.getLogger("sfapi")
@@ -52,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "models":
             return _models(args, cfg)
         if getattr(args, "check_config", False):
+            from sfapi.auth import Authenticator
+
+            Authenticator.from_config(cfg.auth, cfg.host, "sfapi")
             sys.stdout.write(f"config OK: {args.config or '<defaults>'}\n")
             return 0
         if args.command == "demo":
@@ -68,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"{exc}\n")
         return 2
-    except (ModelPackError, RuntimeUnavailable) as exc:
+    except (ModelPackError, RuntimeUnavailable, AuthSetupError) as exc:
         sys.stderr.write(f"sfapi: {exc}\n")
         return 1
     except KeyboardInterrupt:

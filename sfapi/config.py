@@ -7,6 +7,7 @@ from typing import Literal
 import platformdirs
 from pydantic import Field
 
+from sfapi.auth import AuthConfig
 from sfapi.configfile import StrictModel
 
 DEFAULT_PORT = 18411
@@ -114,3 +115,4 @@ class SfapiConfig(StrictModel):
     limits: LimitsConfig = LimitsConfig()
     cache: CacheConfig = CacheConfig()
     gallery: GalleryConfig = GalleryConfig()
+    auth: AuthConfig = AuthConfig()

@@ -54,6 +54,7 @@ class Client:
         session: an ``aiohttp.ClientSession`` to use instead of one of the client's own. The caller
             owns it: :meth:`close` leaves it open.
         headers: extra headers sent with every request.
+        token: an API token of the service (sent as ``Authorization: Bearer <token>``).
 
     The client's own session is created on the first request (so the client can be built outside an
     event loop) and closed by :meth:`close` or on leaving ``async with``. A closed client refuses
@@ -62,7 +63,7 @@ class Client:
 
     def __init__(self, url: str = DEFAULT_URL, *, timeout: float | None = DEFAULT_TIMEOUT,
                  session: aiohttp.ClientSession | None = None,
-                 headers: Mapping[str, str] | None = None) -> None:
+                 headers: Mapping[str, str] | None = None, token: str | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"sfapi url must be http(s)://host[:port][/prefix], got {url!r}")
@@ -71,6 +72,8 @@ class Client:
         self._base = url.rstrip("/")
         self._timeout = timeout
         self._headers = dict(headers or {})
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
         self._session = session
         self._owns_session = session is None
         self._closed = False

@@ -9,6 +9,7 @@ import aiohttp
 from aiohttp import web
 
 from sfapi.config import SfapiConfig
+from sfapi.auth import Authenticator
 from sfapi.engines.analyzer import FaceAnalyzer
 from sfapi.engines.runtime import create_runtime
 from sfapi.models.pack import check_pack, ensure_pack
@@ -39,7 +40,8 @@ def load_analyzer(cfg: SfapiConfig, metrics: SfapiMetrics) -> FaceAnalyzer:
 def create_app(cfg: SfapiConfig, analyzer: FaceAnalyzer | None = None) -> web.Application:
     """Build the app. ``analyzer`` may be shared (tests start several apps on one loaded pack)."""
     metrics = SfapiMetrics()
-    app = web.Application(middlewares=make_middlewares(metrics),
+    auth = Authenticator.from_config(cfg.auth, cfg.host, "sfapi")
+    app = web.Application(middlewares=make_middlewares(metrics, auth),
                           client_max_size=cfg.limits.max_image_bytes + 64 * 1024)
     app.router.add_post("/v2/detect", detect.detect)
     app.router.add_get("/v2/detect/{id}", detect.get_detection)

@@ -8,6 +8,7 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
+from sfapi.auth import Authenticator, AuthError
 from sfapi.errors import SfapiError
 from sfapi.server.metrics import SfapiMetrics
 
@@ -32,7 +33,7 @@ def error_response(status: int, body: dict[str, object]) -> web.Response:
     return web.json_response(body, status=status)
 
 
-def make_middlewares(metrics: SfapiMetrics) -> list[Callable[..., Awaitable[web.StreamResponse]]]:
+def make_middlewares(metrics: SfapiMetrics, auth: Authenticator) -> list[Callable[..., Awaitable[web.StreamResponse]]]:
     @web.middleware
     async def request_id(request: web.Request, handler: Handler) -> web.StreamResponse:
         rid = request.headers.get(REQUEST_ID) or uuid.uuid4().hex
@@ -82,4 +83,13 @@ def make_middlewares(metrics: SfapiMetrics) -> list[Callable[..., Awaitable[web.
             metrics.requests.labels(route, str(status)).inc()
             metrics.latency.labels(route).observe(time.perf_counter() - started)
 
-    return [request_id, measure, errors]
+    @web.middleware
+    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            auth.check(request.method, request.path, request.headers.get("Authorization"))
+        except AuthError as exc:
+            log.warning("%s %s -> %s: %s", request.method, request.path, exc.status, exc.reason)
+            return error_response(exc.status, {"code": exc.code, "reason": exc.reason})
+        return await handler(request)
+
+    return [request_id, measure, errors, authenticate]
