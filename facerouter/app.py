@@ -14,8 +14,8 @@ import socket
 import aiohttp
 import tornado.httpserver
 import tornado.netutil
-import tornado.web
 
+from facerouter.auth import AuthApplication
 from facerouter.config import LoadedConfig
 from facerouter.context import Context
 from facerouter.driver import PluginDriver
@@ -24,6 +24,7 @@ from facerouter.handlers import FrameHandler, HealthHandler, MetricsHandler
 from facerouter.idgen import IdGenerator
 from facerouter.loader import PluginRegistry
 from facerouter.metrics import RouterMetrics
+from sfapi.auth import Authenticator
 from sfapi.client import Client
 
 __all__ = ["Router"]
@@ -45,11 +46,11 @@ class Router:
         self.metrics = RouterMetrics(cfg.metrics_buckets)
         self.idgen = IdGenerator(cfg.node_id)
         self.registry = PluginRegistry()
-        self.app = tornado.web.Application([
+        self.app = AuthApplication([
             (r"/v0/frame", FrameHandler, {"router": self}),
             (r"/healthz", HealthHandler, {"router": self}),
             (r"/metrics", MetricsHandler, {"router": self}),
-        ])
+        ], Authenticator.from_config(cfg.auth, cfg.host, "facerouter"))
         self.driver = PluginDriver(self.registry, self.metrics, cfg.sync_workers)
         self._session: aiohttp.ClientSession | None = None
         self.sfapi: Client | None = None
@@ -71,7 +72,8 @@ class Router:
         """
         cfg = self.config.router
         self._session = aiohttp.ClientSession(trace_configs=[self.metrics.trace_config()])
-        self.sfapi = Client(cfg.sfapi_url, timeout=cfg.sfapi_timeout_s, session=self._session)
+        self.sfapi = Client(cfg.sfapi_url, timeout=cfg.sfapi_timeout_s, session=self._session,
+                            token=cfg.sfapi_token)
         self._pipeline = FramePipeline(client=self.sfapi, driver=self.driver, idgen=self.idgen,
                                        metrics=self.metrics, detector=cfg.detector,
                                        sfapi_timeout=cfg.sfapi_timeout_s)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from facerouter.config import DEFAULT_PORT, LoadedConfig, load
 from facerouter.errors import ConfigError, PluginError
+from sfapi.auth import AuthSetupError
 
 log = logging.getLogger("facerouter")
 
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         asyncio.run(serve(config))
         return 0
-    except (ConfigError, PluginError) as exc:
+    except (ConfigError, PluginError, AuthSetupError) as exc:
         sys.stderr.write(f"facerouter: {exc}\n")
         return 2
     except OSError as exc:

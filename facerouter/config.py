@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, create_model, field_validator
 
 from facerouter.errors import ConfigError, PluginConfigError
 from sfapi import errors as sfapi_errors
+from sfapi.auth import AuthConfig
 from sfapi.configfile import StrictModel, parse_yaml, validate
 
 __all__ = ["DEFAULT_PORT", "DEFAULT_BUCKETS", "FacerouterConfig", "LoadedConfig", "load",
@@ -34,6 +35,10 @@ class FacerouterConfig(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(DEFAULT_PORT, ge=0, le=65535)
     sfapi_url: str = "http://127.0.0.1:18411"
+    #: API token the router (and its plugins) send to sfapi; null when sfapi checks none
+    sfapi_token: str | None = None
+    #: tokens clients of this router must send (frame endpoint and plugin routes)
+    auth: AuthConfig = AuthConfig()
     #: timeout of each sfapi call made by the router (plugins' calls use the same client default)
     sfapi_timeout_s: float = Field(15.0, gt=0, le=600)
     #: directories searched for plugin modules, in order (``name.py`` or ``name/__init__.py``)

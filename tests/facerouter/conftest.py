@@ -70,6 +70,7 @@ class FakeSfapi:
     detects: list[dict[str, str]] = field(default_factory=list)
     images: list[bytes] = field(default_factory=list)
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)  # of every detect request
     #: (status, code) to answer detect with, or None for a normal answer
     fail: tuple[int, str] | None = None
     delay: float = 0.0
@@ -93,6 +94,7 @@ async def fake_sfapi() -> AsyncIterator[FakeSfapi]:
     state = FakeSfapi()
 
     async def detect(request: web.Request) -> web.Response:
+        state.headers.append(dict(request.headers))
         state.detects.append(dict(request.query))
         state.images.append(await request.read())
         if state.delay:

@@ -1,0 +1,45 @@
+"""API tokens for the router: every route, the plugins' own included, is checked in one place.
+
+A Tornado ``Application`` subclass checks the token in ``find_handler`` before any handler runs, so
+routes that plugins add in ``activate`` are covered without their cooperation. The rules are
+``sfapi.auth``'s: 401 without a valid token, 403 for a read-only token on a write, /healthz open.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import tornado.httputil
+import tornado.web
+
+from sfapi.auth import Authenticator, AuthError
+
+log = logging.getLogger(__name__)
+
+
+class _Refused(tornado.web.RequestHandler):
+    def initialize(self, error: AuthError) -> None:
+        self.error = error
+
+    def prepare(self) -> None:
+        self.set_status(self.error.status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"code": self.error.code, "reason": self.error.reason}))
+
+
+class AuthApplication(tornado.web.Application):
+    """A Tornado application whose every request passes the token check first."""
+
+    def __init__(self, handlers: list[Any], authenticator: Authenticator, **settings: Any) -> None:
+        super().__init__(handlers, **settings)
+        self.authenticator = authenticator
+
+    def find_handler(self, request: tornado.httputil.HTTPServerRequest,
+                     **kwargs: Any) -> tornado.web._HandlerDelegate:
+        try:
+            self.authenticator.check(request.method or "GET", request.path, request.headers.get("Authorization"))
+        except AuthError as exc:
+            log.warning("%s %s -> %s: %s", request.method, request.path, exc.status, exc.reason)
+            return self.get_handler_delegate(request, _Refused, {"error": exc})
+        return super().find_handler(request, **kwargs)

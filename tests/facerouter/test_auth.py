@@ -1,0 +1,71 @@
+"""API tokens on the router: the frame endpoint and plugin routes; the token sent on to sfapi."""
+from __future__ import annotations
+
+from tests.facerouter.conftest import frame_parts, multipart
+
+READ = "router-read-token-0001"
+WRITE = "router-write-token-0001"
+SFAPI_TOKEN = "sfapi-token-for-router-01"
+
+ROUTE_PLUGIN = '''
+import tornado.web
+from facerouter.plugin import Plugin
+
+class Hello(tornado.web.RequestHandler):
+    def get(self):
+        self.finish({"hello": "world"})
+
+class RoutePlugin(Plugin):
+    async def preprocess(self, request, labels):
+        return ("facen",)
+
+    async def process(self, request, photo, bbox, event_id, detection):
+        pass
+
+def activate(app, ctx, plugin_name, plugin_source):
+    app.add_handlers(r".*", [(r"/plugin/hello", Hello)])
+    return RoutePlugin(ctx)
+'''
+
+
+async def test_tokens_cover_frames_and_plugin_routes(start_router, fake_sfapi) -> None:
+    auth = {"required": "always", "tokens": [{"token": READ, "role": "read"}, {"token": WRITE, "role": "write"}]}
+    r = await start_router({"routeplugin": ROUTE_PLUGIN}, {"auth": auth, "sfapi_token": SFAPI_TOKEN},
+                           sfapi_url=fake_sfapi.base)
+    body, ctype = multipart(frame_parts())
+
+    async def post(token: str | None) -> int:
+        headers = {"Content-Type": ctype}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        async with r.http.post(r.base + "/v0/frame", data=body, headers=headers) as resp:
+            return resp.status
+
+    async def get(path: str, token: str | None) -> int:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with r.http.get(r.base + path, headers=headers) as resp:
+            return resp.status
+
+    assert await post(None) == 401
+    assert await post("wrong-token-xxxxxxxxxx") == 401
+    assert await post(READ) == 403
+    assert await post(WRITE) == 200
+    assert await get("/plugin/hello", None) == 401
+    assert await get("/plugin/hello", READ) == 200
+    assert await get("/healthz", None) == 200
+    assert await get("/metrics", None) == 401
+    assert any(h.get("Authorization") == f"Bearer {SFAPI_TOKEN}" for h in fake_sfapi.headers)
+
+
+async def test_router_off_loopback_without_tokens_refuses_to_start(tmp_path) -> None:
+    import pytest
+    import yaml
+
+    from facerouter.app import Router
+    from facerouter.config import load
+    from sfapi.auth import AuthSetupError
+
+    path = tmp_path / "fr.yaml"
+    path.write_text(yaml.safe_dump({"host": "0.0.0.0"}))
+    with pytest.raises(AuthSetupError, match="facerouter must check API tokens"):
+        Router(load(path))
