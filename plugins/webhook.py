@@ -84,13 +84,21 @@ class Webhook:
         event = self._event(request.params, bbox, event_id, detection)
         if self.config.gallery and detection.id is not None:
             event["match"] = await self._best_match(detection)
+        self.enqueue(event)
+
+    def enqueue(self, event: dict[str, Any]) -> None:
+        """Queue one JSON event (with an ``event_id`` key) for delivery to every URL.
+
+        Public so that other plugins (``persons``) reuse the delivery with retry. Raises
+        :class:`PluginError` when the queue is full.
+        """
         self._start_workers()
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
             self.stats["dropped"] += 1
             raise PluginError(self.name, f"queue full ({self.config.queue_size} events); event "
-                              f"{event_id} not sent") from None
+                              f"{event['event_id']} not sent") from None
 
     def _event(self, params: Any, bbox: list[list[float]], event_id: int,
                detection: DetectFace) -> dict[str, Any]:

@@ -1,0 +1,145 @@
+"""``persons``: identification of every face against a persons gallery, with sources, entries
+(new / reinit / exact / ha / junk / nm / det), thresholds, statistics, webhooks and an HTTP API.
+
+The semantics follow the reference platform (NeuroIO entries and sources); the statistics follow
+LUNA's event filters and ``/events/stats``. See ``docs/persons.rst`` for the API, the config and the
+calibration of the thresholds. Modules:
+
+* :mod:`.config` the ``persons:`` section; :mod:`.storage` tables and engine (SQLite/PostgreSQL);
+* :mod:`.sources`, :mod:`.thresholds`, :mod:`.entries`, :mod:`.stats`, :mod:`.persons` the data;
+* :mod:`.identify` the frame hooks; :mod:`.uploads` persons from photos; :mod:`.gates` auto-create
+  checks; :mod:`.writer` entries with images and webhooks; :mod:`.images` files and retention;
+  :mod:`.webhooks` delivery (reusing the built-in ``webhook`` plugin);
+* :mod:`.api_base`, :mod:`.api_sources`, :mod:`.api_persons`, :mod:`.api_entries` the HTTP API.
+
+The plugin does nothing unless its section says ``enabled: true``.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+import tornado.web
+
+from facerouter.objects import DetectFace
+from facerouter.plugin import FrHTTPRequest, Plugin
+from sfapi.client import SFApiError
+
+from .api_entries import (AggregateHandler, EntriesHandler, EntryHandler, EntryImageHandler,
+                          PersonStatsHandler)
+from .api_persons import PersonHandler, PersonsHandler, ReinitEntryHandler, ReinitPhotoHandler
+from .api_sources import SourceHandler, SourcesHandler, StatusHandler, ThresholdsHandler
+from .config import PersonsConfig
+from .entries import EntryRepo
+from .identify import FrameProcessor
+from .images import ImageStore, RetentionJob
+from .persons import PersonService
+from .sources import SourceRepo
+from .storage import Database
+from .thresholds import ThresholdStore
+from .uploads import Uploads
+from .webhooks import EntryWebhooks
+from .writer import EntryWriter
+
+__all__ = ["PersonsPlugin", "InertPlugin", "activate", "config_model"]
+
+log = logging.getLogger(__name__)
+
+config_model = PersonsConfig
+
+
+class InertPlugin(Plugin):
+    """What ``activate`` returns with ``enabled: false``: every hook is the base class's no-op, so
+    the router never calls it."""
+
+
+class PersonsPlugin:
+    """The enabled plugin: owns the database, the services, the routes' state and the jobs."""
+
+    def __init__(self, ctx: Any, name: str) -> None:
+        self.ctx = ctx
+        self.name = name
+        cfg: PersonsConfig = ctx.config
+        self.config = cfg
+        self.db = Database(cfg.resolved_database_url())
+        self.sources = SourceRepo(self.db)
+        self.thresholds = ThresholdStore(self.db, cfg.thresholds)
+        self.entries = EntryRepo(self.db)
+        self.images = ImageStore(cfg.resolved_images_dir())
+        self.webhooks = EntryWebhooks(name, cfg.webhooks)
+        self.writer = EntryWriter(self.entries, self.images, self.webhooks, cfg.store_images,
+                                  cfg.api_prefix)
+        self.persons = PersonService(ctx.sfapi, cfg.gallery, self.db, self.thresholds, ctx.idgen,
+                                     cfg.create_gallery)
+        self.frames = FrameProcessor(cfg, self.sources, self.persons, self.writer)
+        self.uploads = Uploads(ctx.sfapi, self.persons, self.writer, self.entries, self.images,
+                               ctx.idgen)
+        self.retention = RetentionJob(self.images, self.entries, self.sources,
+                                      cfg.image_retention_days, cfg.retention_interval_s)
+
+    async def start(self) -> None:
+        """Open the database, load sources and thresholds, create the gallery, start retention."""
+        await self.db.open()
+        try:
+            await self.sources.load()
+            await self.thresholds.load()
+        except BaseException:
+            await self.db.close()
+            raise
+        try:
+            await self.persons.ensure_gallery()
+        except SFApiError as exc:
+            log.warning("%s: cannot create gallery %s yet (%s); will retry at the first face",
+                        self.name, self.config.gallery, exc)
+        self.retention.start()
+
+    def routes(self) -> list[tuple[str, type[tornado.web.RequestHandler], dict[str, Any]]]:
+        """The API routes under ``api_prefix``."""
+        p = self.config.api_prefix
+        kw = {"plugin": self}
+        return [
+            (rf"{p}/sources", SourcesHandler, kw),
+            (rf"{p}/sources/([^/]+)", SourceHandler, kw),
+            (rf"{p}/thresholds", ThresholdsHandler, kw),
+            (rf"{p}/status", StatusHandler, kw),
+            (rf"{p}/persons", PersonsHandler, kw),
+            (rf"{p}/persons/reinit/([^/]+)", ReinitEntryHandler, kw),
+            (rf"{p}/persons/([^/]+)/reinit", ReinitPhotoHandler, kw),
+            (rf"{p}/persons/([^/]+)", PersonHandler, kw),
+            (rf"{p}/entries", EntriesHandler, kw),
+            (rf"{p}/entries/stats", AggregateHandler, kw),
+            (rf"{p}/entries/stats/pid/([^/]+)", PersonStatsHandler, kw),
+            (rf"{p}/entries/([^/]+)/image/(face|photo)", EntryImageHandler, kw),
+            (rf"{p}/entries/([^/]+)", EntryHandler, kw),
+        ]
+
+    async def preprocess(self, request: FrHTTPRequest, labels: Mapping[str, str]) -> tuple[str, ...]:
+        """See :meth:`.identify.FrameProcessor.preprocess`."""
+        return await self.frames.preprocess(request, labels)
+
+    async def process(self, request: FrHTTPRequest, photo: bytes, bbox: list[list[float]],
+                      event_id: int, detection: DetectFace) -> None:
+        """See :meth:`.identify.FrameProcessor.process`."""
+        await self.frames.process(request, photo, bbox, event_id, detection)
+
+    async def shutdown(self) -> None:
+        """Stop retention, drain webhooks, close the database."""
+        try:
+            await self.retention.stop()
+            await self.webhooks.shutdown()
+        finally:
+            await self.db.close()
+
+
+async def activate(app: tornado.web.Application, ctx: Any, plugin_name: str,
+                   plugin_source: str) -> PersonsPlugin | InertPlugin:
+    """Build and start the plugin and add its routes (an inert plugin when not enabled)."""
+    if not ctx.config.enabled:
+        log.info("%s: disabled (set %s.enabled: true to use it)", plugin_name, plugin_name)
+        return InertPlugin(ctx)
+    plugin = PersonsPlugin(ctx, plugin_name)
+    await plugin.start()
+    app.add_handlers(r".*", plugin.routes())
+    log.info("%s: API under %s, database %s", plugin_name, ctx.config.api_prefix,
+             ctx.config.resolved_database_url().split("@")[-1])
+    return plugin
