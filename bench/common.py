@@ -56,11 +56,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def sfapi_server(extra_args: Sequence[str] = ()) -> Iterator[str]:
-    """Start the real sfapi service as a child process; yields its base URL."""
+def sfapi_server(extra_args: Sequence[str] = (), config: Path | None = None) -> Iterator[str]:
+    """Start the real sfapi service as a child process; yields its base URL. ``config``: the YAML
+    config to start it with (default: config/sfapi.yaml)."""
     port = free_port()
     env = dict(os.environ)
-    cmd = [sys.executable, "-m", "sfapi.cli", "--config", str(REPO / "config" / "sfapi.yaml"),
+    cmd = [sys.executable, "-m", "sfapi.cli", "--config", str(config or REPO / "config" / "sfapi.yaml"),
            "--port", str(port), "--log-level", "WARNING", *extra_args]
     proc = subprocess.Popen(cmd, env=env, cwd=REPO)
     base = f"http://127.0.0.1:{port}"

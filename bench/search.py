@@ -25,11 +25,13 @@ import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+import aiohttp
 import numpy as np
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import table  # noqa: E402
+from bench.common import sfapi_server, table  # noqa: E402
 from sfapi.gallery.embedded import EmbeddedStore  # noqa: E402
 from sfapi.gallery.types import FaceRecord, LookAlike, MetaFilter, Query  # noqa: E402
 
@@ -137,10 +139,73 @@ async def search_rows(store: EmbeddedStore, size: int, shard_counts: list[int], 
     return rows
 
 
-def http_rows(size: int) -> list[list[Any]]:
-    """HTTP STUB: through-HTTP search rows (same columns as search_rows) are to be added here by
-    the sfapi server work; until then there are none."""
-    return []
+HTTP_MAX_SIZE = 200_000
+HTTP_SCHEMA = {"camera": "string"}
+
+
+async def build_http_gallery(path: Path, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Gallery ``bench`` of ``size`` faces (meta ``camera`` cam0..cam9) written through the store
+    before the service opens the file; returns the matrix."""
+    store = EmbeddedStore(path, synchronous="NORMAL")
+    await store.open()
+    await store.create_gallery("bench", HTTP_SCHEMA)
+    vecs = unit_vectors(size, rng)
+    for start in range(0, size, 10_000):
+        await store.add_many("bench", [FaceRecord(id=i, facen=vecs[i], model="bench", meta={"camera": f"cam{i % 10}"})
+                                       for i in range(start, min(size, start + 10_000))])
+    await store.close()
+    return vecs
+
+
+def http_config(tmp: Path) -> Path:
+    cfg = tmp / "sfapi.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "gallery": {"path": str(tmp / "g.db"), "synchronous": "NORMAL", "schemas": {"bench": HTTP_SCHEMA}},
+        "models": {"fetch_if_missing": True},
+    }))
+    return cfg
+
+
+async def http_rows(size: int, runs: int, rng: np.random.Generator) -> list[list[Any]]:
+    """Search rows measured through the real service: ``POST /v2/galleries/bench/faces/search``
+    with a stored face as the look-alike (threshold 0, top 10), 1 request at a time and 16
+    concurrent ones, unfiltered and with ``meta.camera oneof [cam0]`` (10%)."""
+    if size > HTTP_MAX_SIZE:
+        return [[size, "-", "HTTP: not measured (building this size through the service takes too long)",
+                 "", "", "", "", ""]]
+    with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp_name:
+        tmp = Path(tmp_name)
+        matrix = await build_http_gallery(tmp / "g.db", size, rng)
+        probes = matrix[:16].copy()
+        base1 = numpy_ms(lambda: matrix @ probes[0], runs)
+        base16 = numpy_ms(lambda: matrix @ probes.T, max(3, runs // 4))
+        with sfapi_server(config=http_config(tmp)) as base:
+            return await _http_search_rows(base, size, runs, base1, base16)
+
+
+async def _http_search_rows(base: str, size: int, runs: int, base1: float, base16: float) -> list[list[Any]]:
+    url = f"{base}/v2/galleries/bench/faces/search"
+    rows: list[list[Any]] = []
+    unfiltered: dict[str, float] = {}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
+        async def post(face: int, meta: list[dict[str, Any]]) -> None:
+            body = {"filters": [{"field": "face", "op": "looks_like", "value": {"gallery": "bench", "face": face},
+                                 "threshold": 0.0}, *meta], "limit": 10}
+            async with session.post(url, json=body) as resp:
+                data = await resp.json()
+                if resp.status != 200 or len(data["results"]) != 10:
+                    raise SystemExit(f"HTTP search failed: {resp.status} {data}")
+
+        for label, meta in (("unfiltered", []), ("camera oneof (10%)",
+                                                 [{"field": "meta.camera", "op": "oneof", "value": ["cam0"]}])):
+            one = await median_ms(lambda: post(0, meta), runs)
+            many = await median_ms(lambda: asyncio.gather(*(post(i, meta) for i in range(16))), max(3, runs // 4))
+            own = {k: (f"{v / unfiltered[k]:.2f}" if unfiltered.get(k) else "") for k, v in (("1", one), ("16", many))}
+            unfiltered.setdefault("1", one)
+            unfiltered.setdefault("16", many)
+            rows.append([size, "http", label, "1q", one, base1, one / base1, own["1"]])
+            rows.append([size, "http", label, "16q concurrent", many, base16, many / base16, own["16"]])
+    return rows
 
 
 def load_child(path: str) -> None:
@@ -178,7 +243,7 @@ async def run(sizes: list[int], shard_counts: list[int]) -> None:
             inserts += await build(store, size, rng)
             runs = 30 if size <= 200_000 else 15
             search += await search_rows(store, size, shard_counts, runs, rng)
-            search += http_rows(size)
+            search += await http_rows(size, runs, rng)
             await store.close()
             del store
             gc.collect()

@@ -37,6 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--dir", type=Path)
     check.add_argument("--config", type=Path)
     check.add_argument("--log-level", default="INFO")
+    gallery = sub.add_parser("gallery", help="gallery store commands")
+    gsub = gallery.add_subparsers(dest="gallery_command", required=True)
+    migrate = gsub.add_parser("migrate", help="copy a gallery between the embedded store and Milvus "
+                              "(resumable: faces already on the target are skipped)")
+    migrate.add_argument("--from", dest="source", choices=("embedded", "milvus"), required=True)
+    migrate.add_argument("--to", dest="target", choices=("embedded", "milvus"), required=True)
+    migrate.add_argument("--gallery", action="append", required=True, help="gallery name (repeatable)")
+    migrate.add_argument("--batch", type=int, default=1000, help="faces per read and write (default 1000)")
+    migrate.add_argument("--config", type=Path, help="sfapi YAML config: the embedded path and the milvus_* keys")
+    migrate.add_argument("--log-level", default="INFO")
     demo = sub.add_parser("demo", help="serve and show the detection of sample photos")
     _common(demo)
     demo.add_argument("--photo", type=Path, action="append", help="photo to show (repeatable)")
@@ -52,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
                           {"host": getattr(args, "host", None), "port": getattr(args, "port", None)})
         if args.command == "models":
             return _models(args, cfg)
+        if args.command == "gallery":
+            return _gallery(args, cfg)
         if getattr(args, "check_config", False):
             from sfapi.auth import Authenticator
 
@@ -91,6 +103,23 @@ def _models(args: argparse.Namespace, cfg: SfapiConfig) -> int:
         return 0 if not problems else 1
     built = ensure_pack(models_dir, force=args.force)
     sys.stdout.write(f"model pack {'built' if built else 'already complete'} at {models_dir}\n")
+    return 0
+
+
+def _gallery(args: argparse.Namespace, cfg: SfapiConfig) -> int:
+    import asyncio
+
+    from sfapi.errors import SfapiError
+    from sfapi.gallery.migrate import run_migration
+
+    if args.source == args.target:
+        sys.stderr.write("sfapi gallery migrate: --from and --to name the same backend\n")
+        return 2
+    try:
+        asyncio.run(run_migration(cfg.gallery, args.source, args.target, args.gallery, batch=args.batch))
+    except SfapiError as exc:
+        sys.stderr.write(f"sfapi gallery migrate: {exc.code}: {exc.reason}\n")
+        return 1
     return 0
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from sfapi.auth import AuthConfig
 from sfapi.configfile import StrictModel
@@ -34,11 +34,39 @@ class ModelsConfig(StrictModel):
 
 
 class RuntimeConfig(StrictModel):
-    """Inference runtime and its threads."""
+    """Inference runtime, its threads, and the TensorRT engine settings.
+
+    The TensorRT keys only matter with ``kind: tensorrt``: ``engine_cache_dir`` (default: user cache
+    dir / tensorrt) keeps built engines, keyed by model hash, GPU, TensorRT version and the settings
+    below; ``fp16`` builds every network in FP16, ``facen_fp16`` overrides it for the face descriptor
+    (null: same as ``fp16``); ``max_batch``/``opt_batch`` bound and tune the batch of the engines
+    (larger batches are split); ``max_input_side`` is the largest height/width the detector's first
+    stage takes (its pyramid's largest level is ``detector.max_image_side * 12 / min_face_size``);
+    ``workspace_mb`` is the builder's scratch memory; ``device`` the CUDA device index.
+    """
 
     kind: Literal["onnxruntime", "onnxruntime-cuda", "tensorrt"] = "onnxruntime"
     intra_op_threads: int = Field(1, ge=0, le=64)
     detect_workers: int = Field(2, ge=1, le=64)
+    engine_cache_dir: Path | None = None
+    fp16: bool = True
+    facen_fp16: bool | None = None
+    max_batch: int = Field(64, ge=1, le=4096)
+    opt_batch: int = Field(16, ge=1, le=4096)
+    max_input_side: int = Field(1280, ge=12, le=8192)
+    workspace_mb: int = Field(1024, ge=16, le=262144)
+    device: int = Field(0, ge=0, le=63)
+
+    @model_validator(mode="after")
+    def _opt_within_max(self) -> "RuntimeConfig":
+        if self.opt_batch > self.max_batch:
+            raise ValueError(f"opt_batch ({self.opt_batch}) must not exceed max_batch ({self.max_batch})")
+        return self
+
+    def resolved_engine_cache_dir(self) -> Path:
+        if self.engine_cache_dir is not None:
+            return self.engine_cache_dir.expanduser()
+        return Path(platformdirs.user_cache_dir("facestack")) / "tensorrt"
 
 
 class BatchingConfig(StrictModel):
@@ -83,13 +111,41 @@ class CacheConfig(StrictModel):
     memcached_port: int = Field(11211, ge=1, le=65535)
 
 
+class MilvusIndexConfig(StrictModel):
+    """Vector index of the Milvus gallery collections (applied when a gallery's collection is
+    created, at its first face). ``FLAT`` is exact; ``HNSW`` and ``IVF_FLAT`` are approximate and
+    faster on large galleries. ``params``: build parameters (HNSW ``M``, ``efConstruction``;
+    IVF_FLAT ``nlist``); ``search_params``: per-search parameters (HNSW ``ef``, IVF ``nprobe``)."""
+
+    type: Literal["FLAT", "HNSW", "IVF_FLAT"] = "FLAT"
+    params: dict[str, int | float | str] = {}
+    search_params: dict[str, int | float | str] = {}
+
+
 class GalleryConfig(StrictModel):
-    """Gallery store: backend, where the embedded store keeps its data, and meta schemas."""
+    """Gallery store: backend, where the embedded store keeps its data, and meta schemas.
+
+    The ``milvus_*`` keys apply to ``backend: milvus``: ``milvus_uri`` is a Milvus server or proxy
+    (``http://host:19530``) or a local ``*.db`` path, which runs the embedded milvus-lite;
+    ``milvus_token`` is ``user:password`` or an API key; ``milvus_prefix`` starts every collection
+    name of this store; ``milvus_timeout_s`` bounds each Milvus call; ``milvus_consistency`` is the
+    consistency level of the collections (``Strong``: an acknowledged add is seen by the next
+    search); ``milvus_window`` is the most rows one Milvus query or search returns (the server's
+    top-k / result window limit).
+    """
 
     backend: Literal["embedded", "milvus"] = "embedded"
     path: Path | None = None  # embedded: SQLite file; default: user data dir / galleries.db
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
     shards: int | None = Field(None, ge=1, le=64)
+    milvus_uri: str = "http://127.0.0.1:19530"
+    milvus_token: str = ""
+    milvus_db: str = ""
+    milvus_prefix: str = Field("sfapi_", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
+    milvus_timeout_s: float = Field(10.0, gt=0, le=3600)
+    milvus_consistency: Literal["Strong", "Bounded", "Session", "Eventually"] = "Strong"
+    milvus_window: int = Field(16384, ge=10_002, le=1_000_000)
+    milvus_index: MilvusIndexConfig = MilvusIndexConfig()
     default_schema: dict[str, Literal["int", "string", "strings"]] = {}
     schemas: dict[str, dict[str, Literal["int", "string", "strings"]]] = {}
 

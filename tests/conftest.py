@@ -21,17 +21,18 @@ PACK_DIR = Path(os.environ.get("SFAPI_MODELS_DIR") or default_models_dir())
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    try:
-        import onnxruntime as ort
-        has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
-    except ImportError:
-        has_cuda = False
-    if has_cuda:
+    """Skip `gpu` tests unless tensorrt and pycuda import and CUDA sees a device."""
+    gpu_items = [item for item in items if "gpu" in item.keywords]
+    if not gpu_items:
         return
-    skip = pytest.mark.skip(reason="needs an NVIDIA GPU with CUDA")
-    for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
+    from sfapi.engines.tensorrt import probe_gpu_stack
+
+    stack = probe_gpu_stack()
+    if stack.ok:
+        return
+    skip = pytest.mark.skip(reason="needs an NVIDIA GPU with TensorRT and pycuda: " + "; ".join(stack.problems))
+    for item in gpu_items:
+        item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

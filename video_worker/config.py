@@ -115,7 +115,9 @@ class DetectorSection(StrictModel):
     threads: int = Field(2, ge=1, le=64)
     #: ONNX Runtime threads inside one network call
     intra_op_threads: int = Field(1, ge=0, le=64)
-    #: R-Net / O-Net candidates of concurrent frames share forward passes
+    #: R-Net / O-Net candidates of concurrent frames (all cameras) share forward passes; false runs
+    #: each frame's R-Net / O-Net directly on its analysis thread
+    batching: bool = True
     max_batch: int = Field(64, ge=1, le=1024)
     max_wait_ms: float = Field(1.0, ge=0, le=100)
     #: P-Net works on frames shrunk to this side at most (boxes stay in full-frame pixels)

@@ -68,8 +68,8 @@ class SharedDetector:
             raise EngineError(f"cannot load the detector from {models_dir}: {exc}") from exc
         wait = cfg.max_wait_ms / 1000.0
         self._pnet = pnet
-        self._rnet = BatchedSession(rnet, cfg.max_batch, wait)
-        self._onet = BatchedSession(onet, cfg.max_batch, wait)
+        self._rnet: Session = BatchedSession(rnet, cfg.max_batch, wait) if cfg.batching else rnet
+        self._onet: Session = BatchedSession(onet, cfg.max_batch, wait) if cfg.batching else onet
         self.executor = ThreadPoolExecutor(cfg.threads, thread_name_prefix="detect")
         self._views: dict[tuple[int, int, int], MtcnnDetector] = {}
         self._lock = threading.Lock()
@@ -95,5 +95,6 @@ class SharedDetector:
     def close(self) -> None:
         """Stop the pool and the batchers (after the cameras stopped)."""
         self.executor.shutdown(wait=True, cancel_futures=True)
-        self._rnet.close()
-        self._onet.close()
+        for sess in (self._rnet, self._onet):
+            if isinstance(sess, BatchedSession):
+                sess.close()

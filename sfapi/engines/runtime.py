@@ -10,11 +10,14 @@ import abc
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
 
 from sfapi.errors import RuntimeUnavailable
+
+if TYPE_CHECKING:
+    from sfapi.config import RuntimeConfig
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +97,21 @@ class OnnxRuntime(Runtime):
         return OrtSession(sess, name)
 
 
-def create_runtime(kind: str, intra_op_threads: int = 0) -> Runtime:
-    """The one factory: pick the runtime named in config, or fail clearly."""
+def create_runtime(kind: str, intra_op_threads: int = 0, config: "RuntimeConfig | None" = None) -> Runtime:
+    """The one factory: pick the runtime named in config, or fail clearly.
+
+    ``config`` carries the TensorRT settings (engine cache, precision, profiles); without it the
+    defaults of :class:`sfapi.config.RuntimeConfig` apply.
+    """
     if kind in ("onnxruntime", "onnxruntime-cuda"):
         return OnnxRuntime(kind, intra_op_threads)  # type: ignore[arg-type]
     if kind == "tensorrt":
-        raise RuntimeUnavailable("runtime 'tensorrt' is not built yet (GPU issue); use onnxruntime")
-    raise RuntimeUnavailable(f"unknown inference runtime {kind!r}; choose onnxruntime or onnxruntime-cuda")
+        from sfapi.config import RuntimeConfig
+        from sfapi.engines.tensorrt import TensorRTRuntime
+        from sfapi.engines.tensorrt_profiles import TensorRTSettings
+
+        return TensorRTRuntime(TensorRTSettings.from_config(config if config is not None else RuntimeConfig()))
+    raise RuntimeUnavailable(f"unknown inference runtime {kind!r}; choose onnxruntime, onnxruntime-cuda or tensorrt")
 
 
 def _dims(shape: Sequence[object]) -> tuple[int | None, ...]:

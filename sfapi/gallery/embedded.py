@@ -4,7 +4,8 @@ Every write goes through the SQLite writer thread (sfapi.gallery.sqlite_store): 
 written there inside a group transaction, committed, then applied to the gallery's in-memory
 :class:`~sfapi.gallery.index.GalleryIndex`, and only then acknowledged. Reads (get, search) are
 served from the index in a thread pool; a search may split its scan into ``shards`` row blocks
-scored in parallel threads. The event loop only awaits futures.
+scored in parallel threads. Concurrent look-alike searches of a gallery are batched
+(sfapi.gallery.batch): one pass over the matrix serves them all. The event loop only awaits futures.
 """
 from __future__ import annotations
 
@@ -22,9 +23,10 @@ import numpy as np
 
 from sfapi.errors import BadParam, GalleryNotFound, NotFound, StorageError
 from sfapi.gallery import scan
+from sfapi.gallery.batch import SearchBatcher
 from sfapi.gallery import sqlite_store as sql
 from sfapi.gallery.backend import GalleryBackend
-from sfapi.gallery.index import GalleryIndex, doc_text, parse_doc
+from sfapi.gallery.index import GalleryIndex, Snapshot, doc_text, parse_doc
 from sfapi.gallery.meta import (
     check_query,
     dumps,
@@ -52,6 +54,11 @@ T = TypeVar("T")
 #: BLAS call that BLAS threads itself (scan.SPLIT_FULL_SCAN); a filtered (gathered) scan took
 #: 13.2 ms median in 1 part and 14.1 ms in 2, so one part it is. Raise it on machines with more cores.
 DEFAULT_SHARDS = 1
+#: how long the first look-alike search of a batch waits for others (searches that arrive while a
+#: batch runs always wait for it and form the next one)
+DEFAULT_BATCH_WINDOW_S = 0.0
+#: most look-alike searches scored in one pass
+MAX_BATCH = 64
 
 
 @dataclass
@@ -61,6 +68,7 @@ class _Gallery:
     schema: Schema
     index: GalleryIndex
     model: str | None
+    batcher: SearchBatcher[Query, SearchResult] | None = None
 
 
 class EmbeddedStore(GalleryBackend):
@@ -69,14 +77,20 @@ class EmbeddedStore(GalleryBackend):
     ``path`` is the SQLite file (created if missing). ``shards``: row blocks a search is split into
     and scored in parallel (default :data:`DEFAULT_SHARDS`). ``synchronous``: SQLite's
     ``PRAGMA synchronous`` (``FULL`` makes every acknowledged write survive a power loss; ``NORMAL``
-    survives a process crash).
+    survives a process crash). ``batch_window_s``: how long a look-alike search waits for others to
+    share its scan (default :data:`DEFAULT_BATCH_WINDOW_S`: only those submitted in the same event
+    loop iteration or while a scan of the gallery runs).
     """
 
-    def __init__(self, path: Path, *, shards: int | None = None, synchronous: str = "FULL") -> None:
+    def __init__(self, path: Path, *, shards: int | None = None, synchronous: str = "FULL",
+                 batch_window_s: float = DEFAULT_BATCH_WINDOW_S) -> None:
         if shards is not None and (isinstance(shards, bool) or not isinstance(shards, int) or shards < 1):
             raise BadParam("shards", shards, "shards is a positive integer")
         self.path = Path(path)
         self.shards = shards or DEFAULT_SHARDS
+        if isinstance(batch_window_s, bool) or not isinstance(batch_window_s, (int, float)) or not 0 <= batch_window_s <= 1:
+            raise BadParam("batch_window_s", batch_window_s, "batch_window_s is a number of seconds in 0..1")
+        self.batch_window_s = float(batch_window_s)
         self._sql = sql.SqliteStore(self.path, synchronous)
         self._galleries: dict[str, _Gallery] = {}
         self._schemas: dict[int, Schema] = {}
@@ -109,6 +123,9 @@ class EmbeddedStore(GalleryBackend):
         """Finish every queued write (durable when this returns) and release everything."""
         if self._readers is None:
             return
+        for g in list(self._galleries.values()):
+            if g.batcher is not None:
+                await g.batcher.drain()
         await self._run(self._sql.close)
         for pool in (self._readers, self._parts):
             if pool is not None:
@@ -254,12 +271,42 @@ class EmbeddedStore(GalleryBackend):
 
     # -- search ------------------------------------------------------------------------------
     async def search(self, gallery: str, query: Query) -> SearchResult:
-        """Filtered listing or 1:N search with keyset paging (see sfapi.gallery.scan)."""
+        """Filtered listing or 1:N search with keyset paging (see sfapi.gallery.scan). Look-alike
+        searches are batched with concurrent ones of the same gallery."""
         g = self._gallery(gallery)
         check_query(g.schema, query)
-        return await self._run(self._search_sync, g, query)
+        if query.like is None:
+            return await self._run(self._search_sync, g, query)
+        if g.batcher is None:
+            g.batcher = SearchBatcher(lambda queries: self._run(self._search_many_sync, g, queries),
+                                      window_s=self.batch_window_s, max_batch=MAX_BATCH)
+        return await g.batcher.submit(query)
 
     def _search_sync(self, g: _Gallery, query: Query) -> SearchResult:
+        out = self._search_many_sync(g, [query])[0]
+        if isinstance(out, BaseException):
+            raise out
+        return out
+
+    def _search_many_sync(self, g: _Gallery, queries: Sequence[Query]) -> list[SearchResult | BaseException]:
+        """Queries over one snapshot of the gallery with shared scans; a query's error is its own."""
+        out: list[SearchResult | BaseException | None] = [None] * len(queries)
+        todo, plans = [], []
+        for i, query in enumerate(queries):
+            try:
+                plans.append(self._plan(g, query))
+                todo.append(i)
+            except BadParam as exc:
+                out[i] = exc
+        if not todo:
+            return [r for r in out if r is not None]
+        snaps = g.index.snapshots([(queries[i].ids, queries[i].meta) for i in todo])
+        found = scan.run_many(snaps, plans, self.shards, self._map_parts if self._parts else None)
+        for i, snap, (rows, conf) in zip(todo, snaps, found):
+            out[i] = self._result(g, snap, queries[i], rows, conf)
+        return [r for r in out if r is not None]
+
+    def _plan(self, g: _Gallery, query: Query) -> scan.Plan:
         vec = None
         like = query.like
         if like is not None:
@@ -269,9 +316,10 @@ class EmbeddedStore(GalleryBackend):
                 raise BadParam("looks_like", exc.value, exc.reason) from None
             if like.model and g.model and like.model != g.model:
                 raise BadParam("looks_like", like.model, f"gallery {g.name!r} holds facens of model {g.model!r}")
-        snap = g.index.snapshot(query.ids, query.meta)
-        plan = scan.plan_for(vec, float(like.threshold) if like else 0.0, query.sort, query.limit, query.after)
-        rows, conf = scan.run(snap, plan, self.shards, self._map_parts if self._parts else None)
+        return scan.plan_for(vec, float(like.threshold) if like else 0.0, query.sort, query.limit, query.after)
+
+    def _result(self, g: _Gallery, snap: Snapshot, query: Query, rows: np.ndarray,
+                conf: np.ndarray | None) -> SearchResult:
         model = g.model or ""
         hits = []
         for i, r in enumerate(rows[: query.limit].tolist()):

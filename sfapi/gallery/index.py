@@ -33,6 +33,7 @@ class Snapshot:
     ids: np.ndarray  # (n,) uint64
     docs: list[str]  # JSON text [meta, features] per row (read only below n)
     mask: np.ndarray | None  # (n,) bool: alive and matching every filter; None = every row
+    max_norm: float = 1.0  # no row of vecs is longer (bounds the rounding of a float32 product)
 
     @property
     def n(self) -> int:
@@ -63,6 +64,7 @@ class GalleryIndex:
         self._row_of: dict[int, int] = {}
         self._columns: dict[str, Column] = {k: make_column(t) for k, t in self.schema.items()}
         self._n = 0
+        self._max_norm = 0.0
 
     # -- reads -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -81,17 +83,24 @@ class GalleryIndex:
 
     def snapshot(self, ids: Sequence[IdFilter] = (), meta: Sequence[MetaFilter] = ()) -> Snapshot:
         """Capture the rows and the mask of rows alive and matching every filter."""
+        return self.snapshots([(ids, meta)])[0]
+
+    def snapshots(self, filters: Sequence[tuple[Sequence[IdFilter], Sequence[MetaFilter]]]) -> list[Snapshot]:
+        """One snapshot per (id filters, meta filters), all of the same instant (same rows)."""
         with self.lock:
             n = self._n
-            mask: np.ndarray | None = None
-            if len(self._row_of) != n:
-                mask = self._alive[:n].copy()
-            for idf in ids:
-                mask = _and(mask, self._id_mask(idf, n))
-            for mf in meta:
-                mask = _and(mask, self._columns[mf.field].mask(mf.op, mf.value, n))
             vecs = self._vecs[:n] if self.dim else np.zeros((0, 0), np.float32)
-            return Snapshot(vecs=vecs, ids=self._ids[:n], docs=self._docs, mask=mask)
+            alive = self._alive[:n] if len(self._row_of) != n else None
+            out = []
+            for ids, meta in filters:
+                mask = None if alive is None else alive.copy()
+                for idf in ids:
+                    mask = _and(mask, self._id_mask(idf, n))
+                for mf in meta:
+                    mask = _and(mask, self._columns[mf.field].mask(mf.op, mf.value, n))
+                out.append(Snapshot(vecs=vecs, ids=self._ids[:n], docs=self._docs, mask=mask,
+                                    max_norm=max(self._max_norm, 1.0)))
+            return out
 
     def _id_mask(self, flt: IdFilter, n: int) -> np.ndarray:
         ids = self._ids[:n]
@@ -127,6 +136,7 @@ class GalleryIndex:
             self._ids = _grown(self._ids, end)
             self._alive = _grown(self._alive, end)
             self._vecs[start:end] = vecs
+            self._max_norm = max(self._max_norm, float(np.sqrt(np.max(np.einsum("ij,ij->i", vecs, vecs)))))
             self._ids[start:end] = np.asarray(ids, np.uint64)
             self._alive[start:end] = True
             for key, col in self._columns.items():

@@ -298,3 +298,121 @@ def test_index_snapshot_mask(ids: tuple[IdFilter, ...], meta: tuple[MetaFilter, 
     snap = index.snapshot(ids, meta)
     assert snap.mask is not None
     assert snap.ids[snap.mask].tolist() == want
+
+
+# -- search batching ------------------------------------------------------------------------------
+def _batch_queries(vecs: np.ndarray, recs_conf: float) -> list[Query]:
+    """16 look-alike queries of every kind: filters selecting all, some (gathered) or none of the
+    rows, thresholds (one exactly at a face's confidence), every order, limits and cursors."""
+    metas: list[tuple[MetaFilter, ...]] = [
+        (), (MetaFilter("camera", "oneof", ("cam-a",)),), (MetaFilter("age", "gte", 50),),
+        (MetaFilter("tags", "subset", ("red",)),), (MetaFilter("camera", "oneof", ("nope",)),),
+        (MetaFilter("camera", "oneof", ("cam-b",)), MetaFilter("age", "lte", 30)),
+    ]
+    out = []
+    for i in range(16):
+        sort = ("-confidence", "-confidence", "id", "-id")[i % 4]
+        threshold = (0.0, 0.3, recs_conf, 0.5)[i % 4 if i < 12 else 2]
+        ids = (IdFilter("gte", 100),) if i % 5 == 4 else ()
+        out.append(Query(ids=ids, meta=metas[i % len(metas)], like=LookAlike(vecs[i % 3 * 7], threshold),
+                         sort=sort, limit=(10, 3, 50, 1)[i % 4]))  # type: ignore[arg-type]
+    return out
+
+
+def _as_rows(res: Any) -> Any:
+    if isinstance(res, BaseException):
+        return type(res).__name__
+    return ([(h.record.id, h.confidence, h.record.meta, h.record.features, h.record.facen.tobytes())
+             for h in res.hits], res.next_page)
+
+
+@pytest.mark.parametrize("score_elements,min_part,fraction", [
+    (4 * 1024 * 1024, 32768, 0.3),  # defaults: one block
+    (2048, 64, 0.3),  # many blocks per scan
+    (2048, 64, 0.0),  # never gather
+    (2048, 64, 1.0),  # gather whatever the filters select
+], ids=["default", "blocks", "full-scan", "gather"])
+async def test_concurrent_searches_equal_one_by_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   score_elements: int, min_part: int, fraction: float) -> None:
+    monkeypatch.setattr(scan, "_SCORE_ELEMENTS", score_elements)
+    monkeypatch.setattr(scan, "MIN_PART_ROWS", min_part)
+    monkeypatch.setattr(scan, "GATHER_FRACTION", fraction)
+    if score_elements < 4 * 1024 * 1024:
+        monkeypatch.setattr(scan, "_GATHER_CHUNK", 100)
+        monkeypatch.setattr(scan, "_BATCH_GATHER_CHUNK", 150)
+    store = EmbeddedStore(tmp_path / "g.db", shards=2)
+    await store.open()
+    await store.create_gallery("g", SCHEMA)
+    vecs = unit_vectors(3000, seed=5)
+    rng = np.random.default_rng(11)
+    cams = ["cam-a", "cam-b", "cam-c", "cam-d", "cam-e", "cam-f", "cam-g", "cam-h", "cam-i", "cam-j"]
+    await store.add_many("g", [record(i, vecs[i], {"age": int(rng.integers(0, 100)), "camera": cams[i % 10],
+                                                   "tags": ["red"] if i % 7 == 0 else []}) for i in range(3000)])
+    for i in range(0, 3000, 11):
+        await store.delete("g", i)
+    exact = (await store.search("g", Query(like=LookAlike(vecs[0], 0.0), sort="-confidence", limit=40))).hits
+    queries = _batch_queries(vecs, exact[25].confidence)  # a threshold exactly at a face's confidence
+    queries.append(Query(like=LookAlike(unit_vectors(1, dim=64)[0], 0.5), sort="-confidence"))  # its own error
+    sizes: list[int] = []
+    real = scan.run_many
+
+    def spy(snaps: Any, plans: Any, *args: Any) -> Any:
+        sizes.append(len(plans))
+        return real(snaps, plans, *args)
+
+    monkeypatch.setattr(scan, "run_many", spy)
+
+    async def one(q: Query) -> Any:
+        try:
+            return await store.search("g", q)
+        except BadParam as exc:
+            return exc
+
+    for _ in range(2):  # page 1, then page 2 from each query's cursor
+        alone = [_as_rows(await one(q)) for q in queries]
+        assert sizes == [1] * (len(queries) - 1)  # the bad query never reaches the scan
+        sizes.clear()
+        together = [_as_rows(r) for r in await asyncio.gather(*(one(q) for q in queries))]
+        assert sizes == [len(queries) - 1]
+        sizes.clear()
+        assert together == alone
+        assert together[-1] == "BadParam" and all(isinstance(r, tuple) for r in together[:-1])
+        assert any(r[0] for r in together[:-1]) and any(not r[0] for r in together[:-1])
+        queries = [Query(ids=q.ids, meta=q.meta, like=q.like, sort=q.sort, limit=q.limit, after=r[1])
+                   if isinstance(r, tuple) and r[1] is not None else q for q, r in zip(queries, together)]
+    await store.close()
+
+
+async def test_searches_arriving_during_a_scan_form_the_next_batch(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    store = EmbeddedStore(tmp_path / "g.db")
+    await store.open()
+    await store.create_gallery("g", {})
+    vecs = unit_vectors(100)
+    await store.add_many("g", [record(i, vecs[i]) for i in range(100)])
+    gate = threading.Event()
+    sizes: list[int] = []
+    real = scan.run_many
+
+    def spy(snaps: Any, plans: Any, *args: Any) -> Any:
+        sizes.append(len(plans))
+        if len(sizes) == 1:
+            gate.wait(10)
+        return real(snaps, plans, *args)
+
+    monkeypatch.setattr(scan, "run_many", spy)
+    first = asyncio.ensure_future(store.search("g", Query(like=LookAlike(vecs[0], 0.0), sort="-confidence", limit=1)))
+    await asyncio.sleep(0.05)  # the first search is now scanning
+    rest = asyncio.gather(*(store.search("g", Query(like=LookAlike(vecs[i], 0.0), sort="-confidence", limit=1))
+                            for i in range(1, 6)))
+    await asyncio.sleep(0.05)
+    gate.set()
+    assert [h.record.id for h in (await first).hits] == [0]
+    assert [r.hits[0].record.id for r in await rest] == [1, 2, 3, 4, 5]
+    assert sizes == [1, 5]
+    await store.close()
+
+
+def test_bad_batch_window(tmp_path: Path) -> None:
+    with pytest.raises(BadParam):
+        EmbeddedStore(tmp_path / "g.db", batch_window_s=-1)
