@@ -1,0 +1,182 @@
+"""Exact paging over Milvus: which faces make a page, in the embedded store's order.
+
+Milvus returns at most ``window`` rows per query or search (the server's top-k / result window
+limit, 16384 by default) and does not sort query results by key. The page semantics of the
+embedded store (sfapi.gallery.scan) are kept exactly by:
+
+* ``id`` / ``-id`` (with or without a look-alike filter): key-window narrowing. Ask for the keys of
+  up to ``window`` matching faces inside a key window (initially everything after the cursor). If
+  fewer than ``window`` come back they are all the matches: sort, done. Otherwise the ``k``-th
+  smallest returned key bounds the first ``k`` matches, so the window shrinks to ``pk <= that key``
+  (``>=`` for ``-id``) and the query runs again; each round keeps at least ``k`` matches and
+  ``k < window``, so it converges (in one extra round when Milvus happens to answer in key order).
+* ``-confidence``: a range search (``radius`` just under the threshold's cosine, ``range_filter``
+  just over the cursor's) for the best ``t`` faces; the cursor's tie-break (same confidence, larger
+  id) and the exact threshold are applied here on the returned scores. (milvus-lite applies a
+  range to its top 5 x limit only, so there no ``range_filter`` is sent and the cursor is applied
+  here alone: paging by confidence then reaches the best ``window`` faces.) The page is complete when
+  fewer than ``t`` faces came back, or when at least ``k`` kept faces score strictly better than
+  the worst returned one (any face not returned scores no better than that); otherwise ``t`` grows.
+
+Confidence = ``similarity(cos)`` on the float32 inner products Milvus returns (sfapi.engines.
+similarity), compared as float32 as the embedded store does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sfapi.engines.similarity import cosine_threshold, similarity
+from sfapi.errors import StorageError
+from sfapi.gallery.milvus_conn import MilvusConn
+from sfapi.gallery.milvus_expr import NOTHING, PK, VECTOR, Expr, conjunction, pk_after, pk_upto, to_pk
+from sfapi.gallery.types import Cursor, Sort
+
+#: confidence slack of cursor bounds (as sfapi.gallery.scan._MARGIN)
+_MARGIN = 1e-5
+#: cosine slack of the Milvus-side threshold (the exact threshold is applied on the scores)
+_COS_SLACK = 1e-5
+#: narrowing rounds before giving up (each keeps >= k of < window rows: a few suffice)
+_MAX_ROUNDS = 64
+#: extra rows asked for beyond k in a confidence search (cursor ties are dropped here)
+_SLACK_ROWS = 32
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    """One page request against one collection."""
+
+    collection: str
+    expr: Expr  # the id / meta filters (sfapi.gallery.milvus_expr)
+    vec: np.ndarray | None  # look-alike vector
+    cos_min: float | None  # the threshold's cosine; None = no threshold
+    sort: Sort
+    k: int  # rows wanted: the page limit + 1 (to know whether there is a next page)
+    after: Cursor | None
+    window: int
+    index_type: str = "FLAT"
+    search_params: dict[str, Any] = field(default_factory=dict)
+    #: whether Milvus range search is a true range search (a server). milvus-lite filters its top
+    #: 5 x limit by the range instead, so there the cursor's bound is applied here on a top-t search
+    exact_range: bool = True
+
+
+def find_page(conn: MilvusConn, spec: PageSpec) -> tuple[list[int], list[float] | None]:
+    """Primary keys of the page in page order (at most ``spec.k``) and their confidences (None
+    without a look-alike vector). Blocking."""
+    if spec.k >= spec.window:
+        raise StorageError(f"a page of {spec.k - 1} faces needs a Milvus result window over {spec.k}, "
+                           f"the store's is {spec.window} (gallery.milvus_window)")
+    if spec.expr is NOTHING:
+        return [], None
+    if spec.vec is not None and spec.sort == "-confidence":
+        return _by_confidence(conn, spec)
+    return _by_key(conn, spec)
+
+
+# -- id / -id ---------------------------------------------------------------------------------
+def _by_key(conn: MilvusConn, spec: PageSpec) -> tuple[list[int], list[float] | None]:
+    descending = spec.sort == "-id"
+    base = conjunction([spec.expr, pk_after(spec.after)])
+    bound: Expr = None
+    for _ in range(_MAX_ROUNDS):
+        expr = conjunction([base, bound])
+        if expr is NOTHING:
+            return [], None
+        pks, cos, raw = _fetch_keys(conn, spec, expr)
+        order = np.argsort(pks, kind="stable")
+        if descending:
+            order = order[::-1]
+        if raw < spec.window:
+            order = order[: spec.k]
+            return pks[order].tolist(), (None if cos is None else similarity(cos[order]).tolist())
+        if order.size < spec.k:
+            raise StorageError(f"Milvus returned {raw} rows of which only {order.size} pass the exact threshold: "
+                               f"too many faces within {_COS_SLACK} of it to page exactly")
+        bound = pk_upto(int(pks[order[spec.k - 1]]), descending=descending)
+    raise StorageError(f"paging by id did not converge in {_MAX_ROUNDS} Milvus rounds")
+
+
+def _fetch_keys(conn: MilvusConn, spec: PageSpec, expr: Expr) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """Keys (and cosines, with a look-alike vector) of up to ``window`` faces matching ``expr``;
+    with a threshold, only those passing it exactly. Also the raw count Milvus returned."""
+    text = expr if isinstance(expr, str) else ""
+    if spec.vec is None:
+        rows = conn.call("query", "query", spec.collection, filter=text, output_fields=[PK], limit=spec.window)
+        pks = np.fromiter((r[PK] for r in rows), np.int64, len(rows))
+        return pks, None, len(rows)
+    hits = _search(conn, spec, text, spec.window, radius=_radius(spec.cos_min), range_filter=None)
+    pks = np.fromiter((h[PK] if PK in h else h["id"] for h in hits), np.int64, len(hits))
+    cos = np.fromiter((h["distance"] for h in hits), np.float32, len(hits))
+    raw = len(hits)
+    if spec.cos_min is not None:
+        keep = cos >= spec.cos_min
+        pks, cos = pks[keep], cos[keep]
+    return pks, cos, raw
+
+
+# -- -confidence --------------------------------------------------------------------------------
+def _by_confidence(conn: MilvusConn, spec: PageSpec) -> tuple[list[int], list[float] | None]:
+    after = spec.after
+    upper: float | None = None
+    last = None
+    if after is not None:
+        last = np.float32(after.last_confidence)
+        if float(last) + _MARGIN < 1.0 and spec.exact_range:
+            upper = cosine_threshold(float(last) + _MARGIN)
+    if upper is not None and spec.cos_min is not None and upper < spec.cos_min:
+        return [], []
+    text = spec.expr if isinstance(spec.expr, str) else ""
+    t = min(spec.window, spec.k + _SLACK_ROWS)
+    while True:
+        hits = _search(conn, spec, text, t, radius=_radius(spec.cos_min, upper), range_filter=upper)
+        pks = np.fromiter((h[PK] if PK in h else h["id"] for h in hits), np.int64, len(hits))
+        cos = np.fromiter((h["distance"] for h in hits), np.float32, len(hits))
+        conf = similarity(cos)
+        keep = np.ones(pks.size, bool)
+        if spec.cos_min is not None:
+            keep &= cos >= spec.cos_min
+        if after is not None:
+            keep &= (conf < last) | ((conf == last) & (pks > to_pk(after.last_id)))
+        kept = np.flatnonzero(keep)
+        order = kept[np.lexsort((pks[kept], -conf[kept]))]
+        if pks.size < t:
+            order = order[: spec.k]
+            return pks[order].tolist(), conf[order].tolist()
+        worst = float(conf.min())
+        if int(np.count_nonzero(conf[order] > worst)) >= spec.k:
+            order = order[: spec.k]
+            return pks[order].tolist(), conf[order].tolist()
+        if t >= spec.window:
+            if not spec.exact_range:
+                raise StorageError(f"milvus-lite pages by confidence only through the best {spec.window} faces")
+            raise StorageError(f"more than {spec.window} faces share the confidence at this page boundary; "
+                               "Milvus cannot page through them exactly")
+        t = min(spec.window, t * 4)
+
+
+# -- Milvus calls -------------------------------------------------------------------------------
+def _radius(cos_min: float | None, upper: float | None = None) -> float | None:
+    """The Milvus ``radius`` (exclusive lower bound of the inner product) for a threshold; a range
+    search needs one whenever it has a ``range_filter``."""
+    if cos_min is not None:
+        return cos_min - _COS_SLACK
+    return -2.0 if upper is not None else None
+
+
+def _search(conn: MilvusConn, spec: PageSpec, expr: str, limit: int, *, radius: float | None,
+            range_filter: float | None) -> list[dict[str, Any]]:
+    assert spec.vec is not None
+    params: dict[str, Any] = dict(spec.search_params)
+    if spec.index_type == "HNSW":
+        params["ef"] = max(int(params.get("ef", 0) or 0), limit)
+    if radius is not None:
+        params["radius"] = float(radius)
+    if range_filter is not None:
+        params["range_filter"] = float(range_filter)
+    res = conn.call("search", "search", spec.collection, data=[spec.vec.tolist()], anns_field=VECTOR,
+                    limit=limit, filter=expr, output_fields=[PK],
+                    search_params={"metric_type": "IP", "params": params})
+    return list(res[0]) if res else []

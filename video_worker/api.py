@@ -1,0 +1,120 @@
+"""The job API (the video manager's shape) and the service endpoints, on aiohttp.
+
+* ``POST /job/{id}`` body ``{"stream_url", "labels"?, "router_url"?, "single_pass"?,
+  "settings"?}``: create (201) or replace (200) a job; answers the job.
+* ``GET /jobs``: ``[job, ...]``; ``GET /job/{id}``: the job; ``DELETE /job/{id}``: 204;
+  ``POST /job/{id}/restart``: the job, restarted.
+* A job: ``{"id", "stream_url", "labels", "router_url", "single_pass", "settings", "status",
+  "status_msg", "statistic": {frames_decoded, frames_analysed, frames_dropped, faces_detected,
+  tracks, faces_posted, posts_rejected, posts_failed, posts_spooled, posts_dropped,
+  processed_duration, reconnects, decode_fps, last_error, posts_pending, spool_bytes},
+  "worker_id"}``.
+* ``GET /healthz``: 200 ``{"status": "ok", ...}`` (503 while stopping); ``GET /metrics``.
+
+Errors are ``{"code", "desc"}`` (``BAD_PARAM`` 400, ``NOT_FOUND`` 404).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from video_worker.config import job_from_api
+from video_worker.errors import ApiError, BadJob
+
+if TYPE_CHECKING:
+    from video_worker.app import Worker
+
+__all__ = ["build_app", "WORKER_KEY"]
+
+log = logging.getLogger(__name__)
+
+WORKER_KEY: web.AppKey["Worker"] = web.AppKey("worker")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return web.json_response(exc.to_json(), status=exc.status)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return web.json_response({"code": "NOT_FOUND" if exc.status == 404 else "BAD_REQUEST",
+                                  "desc": exc.reason}, status=exc.status)
+
+
+def _worker(request: web.Request) -> "Worker":
+    return request.app[WORKER_KEY]
+
+
+def _view(request: web.Request, job: Any) -> dict[str, Any]:
+    return {**job.view(), "worker_id": _worker(request).cfg.worker_id}
+
+
+async def put_job(request: web.Request) -> web.Response:
+    worker = _worker(request)
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadJob(f"the body must be JSON: {exc}", param="body") from None
+    spec = job_from_api(request.match_info["id"], body, worker.cfg)
+    job, created = await worker.manager.put(spec)
+    return web.json_response(_view(request, job), status=201 if created else 200)
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    jobs = _worker(request).manager.jobs
+    return web.json_response([_view(request, jobs[k]) for k in sorted(jobs)])
+
+
+async def get_job(request: web.Request) -> web.Response:
+    return web.json_response(_view(request, _worker(request).manager.get(request.match_info["id"])))
+
+
+async def delete_job(request: web.Request) -> web.Response:
+    await _worker(request).manager.delete(request.match_info["id"])
+    return web.Response(status=204)
+
+
+async def restart_job(request: web.Request) -> web.Response:
+    job = await _worker(request).manager.restart(request.match_info["id"])
+    return web.json_response(_view(request, job))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    worker = _worker(request)
+    jobs = worker.manager.jobs.values()
+    statuses: dict[str, int] = {}
+    for job in jobs:
+        statuses[job.status] = statuses.get(job.status, 0) + 1
+    body = {"status": "stopping" if worker.stopping else "ok", "worker_id": worker.cfg.worker_id,
+            "jobs": len(jobs), "job_status": statuses,
+            "posts_pending": sum(job.outbox.pending for job in jobs)}
+    return web.json_response(body, status=503 if worker.stopping else 200,
+                             dumps=lambda o: json.dumps(o, sort_keys=True))
+
+
+async def metrics(request: web.Request) -> web.Response:
+    resp = web.Response(body=_worker(request).metrics.render())
+    resp.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+    return resp
+
+
+def build_app(worker: "Worker") -> web.Application:
+    """The aiohttp application of ``worker``."""
+    app = web.Application(middlewares=[_errors], client_max_size=1024 * 1024)
+    app[WORKER_KEY] = worker
+    app.router.add_post("/job/{id}", put_job)
+    app.router.add_get("/jobs", list_jobs)
+    app.router.add_get("/job/{id}", get_job)
+    app.router.add_delete("/job/{id}", delete_job)
+    app.router.add_post("/job/{id}/restart", restart_job)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    return app

@@ -1,0 +1,66 @@
+"""The worker service: detector, HTTP client, jobs, API; set up in order, torn down in reverse."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+from aiohttp import web
+
+from video_worker.api import build_app
+from video_worker.config import WorkerConfig
+from video_worker.detector import SharedDetector
+from video_worker.manager import JobManager
+from video_worker.metrics import WorkerMetrics
+
+__all__ = ["Worker"]
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    """One video worker. ``detector`` may be given (shared by tests); otherwise it is built from
+    the config and owned (closed at shutdown)."""
+
+    def __init__(self, cfg: WorkerConfig, detector: SharedDetector | None = None) -> None:
+        self.cfg = cfg
+        self.metrics = WorkerMetrics()
+        self._own_detector = detector is None
+        self._detector = detector
+        self.http: aiohttp.ClientSession | None = None
+        self.manager: JobManager | None = None  # type: ignore[assignment]
+        self.runner: web.AppRunner | None = None
+        self.port: int | None = None
+        self.stopping = False
+
+    async def start(self, host: str | None = None, port: int | None = None, *, serve: bool = True) -> None:
+        """Load the detector, start the jobs, then listen (port 0: any free port)."""
+        if self._detector is None:
+            self._detector = await asyncio.to_thread(SharedDetector, self.cfg.models, self.cfg.detector)
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+        self.http = aiohttp.ClientSession(connector=connector)
+        self.manager = JobManager(self.cfg, self._detector, self.http, self.metrics)
+        await self.manager.start()
+        if not serve:
+            return
+        self.runner = web.AppRunner(build_app(self), access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, host or self.cfg.host, self.cfg.port if port is None else port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        log.info("video worker %s listening on %s:%d", self.cfg.worker_id, host or self.cfg.host, self.port)
+
+    async def shutdown(self) -> None:
+        """Stop the API, the jobs (posting or spooling what they hold), the client, the detector."""
+        self.stopping = True
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+        if self.manager is not None:
+            await self.manager.close()
+        if self.http is not None:
+            await self.http.close()
+            self.http = None
+        if self._own_detector and self._detector is not None:
+            await asyncio.to_thread(self._detector.close)
+            self._detector = None

@@ -1,0 +1,207 @@
+"""Delivering one camera's posts to facerouter, in order, without losing any to an outage.
+
+:class:`Outbox` keeps fresh posts in memory and sends them one at a time (per-camera order). When
+a delivery fails with something worth retrying (connection error, timeout, 5xx, 408, 429) the
+failed post and everything queued behind it move to the camera's on-disk :class:`Spool`, and posts
+keep going to the spool until it is empty again; the head of the spool is retried with exponential
+back-off (at least ``Retry-After`` when the router says so). A 4xx answer (e.g. 422 no face) is
+final: the post is counted as rejected and the next one goes. At shutdown the posts still in
+memory are written to the spool, which the next start delivers first.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Callable
+
+import aiohttp
+
+from video_worker.config import DeliverySection
+from video_worker.errors import PostRejected, RouterUnavailable, SpoolError
+from video_worker.metrics import WorkerMetrics
+from video_worker.posts import Post
+from video_worker.spool import Spool
+
+__all__ = ["Outbox", "send_post"]
+
+log = logging.getLogger(__name__)
+
+
+async def send_post(http: aiohttp.ClientSession, url: str, post: Post, timeout_s: float) -> None:
+    """One attempt; raises :class:`RouterUnavailable` (retry) or :class:`PostRejected` (don't)."""
+    try:
+        async with http.post(url, data=post.form(),
+                             timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
+            body = await resp.read()
+            status = resp.status
+            retry_after = resp.headers.get("Retry-After")
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        raise RouterUnavailable(f"{url}: {type(exc).__name__}: {exc}") from exc
+    if 200 <= status < 300:
+        return
+    text = body[:300].decode("utf-8", "replace")
+    if status in (408, 429) or status >= 500:
+        try:
+            wait = float(retry_after) if retry_after else None
+        except ValueError:
+            wait = None
+        raise RouterUnavailable(f"{url}: HTTP {status} {text}", status=status, retry_after=wait)
+    raise PostRejected(f"{url}: HTTP {status} {text}", status=status)
+
+
+class Outbox:
+    """The ordered, spooling sender of one camera.
+
+    Invariant: while the spool holds posts (``_degraded``), new posts go to the spool too, so memory
+    only ever holds posts newer than everything on disk when the spool is empty. ``_lock`` orders
+    every move into the spool.
+    """
+
+    def __init__(self, cam_id: str, router_url: str, http: aiohttp.ClientSession, spool: Spool,
+                 cfg: DeliverySection, metrics: WorkerMetrics,
+                 on_result: Callable[[str, str | None], None] | None = None) -> None:
+        self.cam_id = cam_id
+        self.url = router_url.rstrip("/") + "/v0/frame"
+        self.http = http
+        self.spool = spool
+        self.cfg = cfg
+        self.metrics = metrics
+        self.on_result = on_result
+        self._mem: deque[Post] = deque()
+        self._inflight = 0
+        self._degraded = len(spool) > 0
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.last_error: str | None = None
+        self._update_spool_metrics()
+
+    @property
+    def pending(self) -> int:
+        """Posts not yet delivered (memory, in flight and spool)."""
+        return len(self._mem) + self._inflight + len(self.spool)
+
+    def start(self) -> None:
+        """Start the sender task."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"outbox-{self.cam_id}")
+
+    async def put(self, post: Post) -> None:
+        """Queue ``post`` after every earlier one of this camera."""
+        async with self._lock:
+            if self._degraded or len(self._mem) >= self.cfg.memory_queue:
+                self._degraded = True
+                moved = list(self._mem) + [post]
+                self._mem.clear()
+                await self._append(moved)
+            else:
+                self._mem.append(post)
+        self._idle.clear()
+        self._wake.set()
+
+    async def drained(self) -> None:
+        """Wait until every queued post was delivered or rejected."""
+        while self.pending:
+            self._idle.clear()
+            await self._idle.wait()
+
+    async def close(self) -> None:
+        """Stop sending; posts still in memory go to the spool (delivered after a restart)."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        async with self._lock:
+            if self._mem:
+                moved = list(self._mem)
+                self._mem.clear()
+                await self._append(moved)
+
+    # --- the sender ----------------------------------------------------------------------------
+    async def _run(self) -> None:
+        backoff = self.cfg.backoff_initial_s
+        while True:
+            seq: int | None = None
+            async with self._lock:
+                if len(self.spool):
+                    head = await asyncio.to_thread(self.spool.peek)
+                    if head is None:
+                        continue
+                    seq, post = head
+                elif self._mem:
+                    post = self._mem.popleft()
+                else:
+                    post = None
+                    self._degraded = False
+                if post is not None:
+                    self._inflight += seq is None
+            if post is None:
+                self._idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            try:
+                await send_post(self.http, self.url, post, self.cfg.timeout_s)
+            except RouterUnavailable as exc:
+                self._count("failed", str(exc))
+                if seq is None:  # the failed post and all behind it wait on disk, in order
+                    async with self._lock:
+                        self._degraded = True
+                        await self._append([post], front=True)
+                        moved = list(self._mem)
+                        self._mem.clear()
+                        await self._append(moved)
+                        self._inflight -= 1
+                wait = max(backoff, exc.retry_after or 0.0)
+                log.warning("camera %s: delivery failed (%s); retrying in %.1f s (%d waiting)",
+                            self.cam_id, exc, wait, self.pending)
+                await asyncio.sleep(wait)
+                backoff = min(backoff * 2, self.cfg.backoff_max_s)
+                continue
+            except PostRejected as exc:
+                log.warning("camera %s: facerouter refused a post: %s", self.cam_id, exc)
+                self._count("rejected", str(exc))
+            except asyncio.CancelledError:
+                if seq is None:  # stopped while sending: keep the post for the next start
+                    self._mem.appendleft(post)
+                    self._inflight -= 1
+                raise
+            else:
+                self._count("ok", None)
+            backoff = self.cfg.backoff_initial_s
+            if seq is not None:
+                await asyncio.to_thread(self.spool.remove, seq)
+                self._update_spool_metrics()
+            else:
+                self._inflight -= 1
+
+    async def _append(self, posts: list[Post], front: bool = False) -> None:
+        """Write ``posts`` to the spool (caller holds ``_lock``)."""
+        for post in posts:
+            try:
+                write = self.spool.push_front if front else self.spool.append
+                dropped = await asyncio.to_thread(write, post)
+            except SpoolError as exc:  # disk trouble: the post is lost, say so
+                log.error("camera %s: %s; post dropped", self.cam_id, exc)
+                self._count("dropped", str(exc))
+                continue
+            self._count("spooled", None)
+            for _ in range(dropped):
+                self._count("dropped", "spool full: oldest post dropped")
+        self._update_spool_metrics()
+
+    def _count(self, result: str, error: str | None) -> None:
+        self.metrics.posts.labels(self.cam_id, result).inc()
+        if error is not None and result != "rejected":
+            self.last_error = error
+        if self.on_result is not None:
+            self.on_result(result, error)
+
+    def _update_spool_metrics(self) -> None:
+        self.metrics.spool_bytes.labels(self.cam_id).set(self.spool.nbytes)
+        self.metrics.spool_posts.labels(self.cam_id).set(len(self.spool))
