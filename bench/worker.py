@@ -35,7 +35,7 @@ def make_clip(name: str, seconds: float) -> Path:
     from sfapi.config import default_models_dir
     from sfapi.engines.mtcnn import MtcnnDetector
     from sfapi.engines.runtime import create_runtime
-    from tests.video_worker import clips
+    from video_worker import clips
 
     out = REPO / "var" / "bench" / f"people-{name}-{seconds:g}s.mp4"
     if out.exists():

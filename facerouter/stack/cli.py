@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--config", type=Path, default=Path("config/stack.yaml"))
     up.add_argument("--check-config", action="store_true")
     up.add_argument("--log-level", default="INFO")
+    demo = sub.add_parser("demo", help="the whole stack on a demo camera, printing entries as they arrive")
+    demo.add_argument("--dir", type=Path, default=Path("var/demo"), help="demo data and configs (default var/demo)")
+    demo.add_argument("--log-level", default="WARNING")
     return parser
 
 
@@ -40,6 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "demo":
+        from facerouter.stack.run_demo import run_demo
+
+        try:
+            return asyncio.run(run_demo(args.dir.resolve(), sys.stdout))
+        except StackError as exc:
+            sys.stderr.write(f"facerouter-stack: {exc}\n")
+            return 1
     try:
         cfg = load_stack(args.config)
         if args.check_config:

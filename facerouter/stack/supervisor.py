@@ -61,6 +61,7 @@ class Supervisor:
         self.cwd = cwd
         self.children = [Child(s, backoff=cfg.restart.initial_backoff_s) for s in cfg.services]
         self._stopping = asyncio.Event()
+        self.up = asyncio.Event()  # set once every service answered its health check
 
     async def run(self) -> None:
         """Start everything, supervise until ``stop()``, then stop everything."""
@@ -69,6 +70,7 @@ class Supervisor:
                 await self._start(child)
                 await self._wait_healthy(child)
             log.info("stack up: %s", ", ".join(c.spec.name for c in self.children))
+            self.up.set()
             watchers = [asyncio.create_task(self._watch(c)) for c in self.children]
             await self._stopping.wait()
             for w in watchers:

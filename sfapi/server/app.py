@@ -33,7 +33,7 @@ def load_analyzer(cfg: SfapiConfig, metrics: SfapiMetrics) -> FaceAnalyzer:
         if problems:
             raise ModelPackError(f"model pack at {models_dir} is not usable: {'; '.join(problems)} "
                                  "(run: sfapi models fetch)")
-    runtime = create_runtime(cfg.runtime.kind, cfg.runtime.intra_op_threads)
+    runtime = create_runtime(cfg.runtime.kind, cfg.runtime.intra_op_threads, config=cfg.runtime)
     return FaceAnalyzer(models_dir, cfg, runtime, observer=metrics.observe_batch)
 
 

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from sfapi.configfile import validate
 from tests.facerouter.conftest import fake_sfapi, start_router  # noqa: F401 - fixtures reused
-from tests.video_worker import clips
+from video_worker import clips
 from video_worker.app import Worker
 from video_worker.config import ModelsSection, DetectorSection, WorkerConfig
 from video_worker.detector import SharedDetector

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.video_worker import clips
+from video_worker import clips
 from tests.video_worker.conftest import RouterStandIn, api, free_port, wait_for, worker_config
 from video_worker.app import Worker
 

@@ -3,7 +3,7 @@
 A :class:`Scene` lists people (a face patch cut from a photo of ``shared/data``) with their paths:
 the frames in which each is visible and where, so tests know how many tracks to expect. Clips
 are encoded with FFmpeg's libx264 through PyAV (the same library the worker decodes with).
-Also used by ``bench/worker.py``.
+Used by the tests, ``bench/worker.py`` and the demo camera of ``facerouter-stack demo``.
 """
 from __future__ import annotations
 

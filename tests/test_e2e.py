@@ -1,0 +1,63 @@
+"""End to end: the launcher starts the three services on loopback ports, the demo video goes through
+the whole chain (video worker -> facerouter -> persons plugin -> sfapi), and the entries are checked."""
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from facerouter.stack.demo import DemoPlan, demo_people, make_video, populate, write_configs
+from facerouter.stack.supervisor import Supervisor
+
+
+def _ports() -> dict[str, int]:
+    socks = []
+    for _ in range(3):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return dict(zip(("sfapi", "facerouter", "video-worker"), ports))
+
+
+@pytest.mark.slow
+async def test_demo_video_through_the_whole_stack(tmp_path: Path, models_dir: Path, data_dir: Path) -> None:
+    plan = DemoPlan(tmp_path / "demo", ports=_ports(), play_speed=-1, single_pass=True, models_dir=models_dir)
+    people = demo_people()
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, make_video, people, plan.video, models_dir)
+    sup = Supervisor(write_configs(plan), plan.dir)
+    runner = asyncio.create_task(sup.run())
+    try:
+        up = asyncio.create_task(sup.up.wait())
+        await asyncio.wait({up, runner}, timeout=180, return_when=asyncio.FIRST_COMPLETED)
+        assert sup.up.is_set(), "the stack did not come up"
+        names = await populate(plan, people)
+        assert sorted(names.values()) == sorted(people.enroll)
+        async with aiohttp.ClientSession() as http:
+            job_url = f"{plan.url('video-worker')}/job/{plan.camera}"
+            for _ in range(240):
+                async with http.get(job_url) as resp:
+                    job = await resp.json()
+                if job["status"] == "finished" and job["statistic"]["posts_pending"] == 0:
+                    break
+                await asyncio.sleep(0.5)
+            assert job["status"] == "finished", job
+            async with http.get(plan.url("facerouter") + "/v1/entries", params={"limit": 100}) as resp:
+                body = await resp.json()
+        camera = [e for e in body["results"] if e["cam_id"] == plan.camera]
+        by_result: dict[str, list[str]] = {}
+        for e in camera:
+            by_result.setdefault(e["result"], []).append(names.get(e["pid"] or "", "?"))
+        # each person crosses the frame once: one track, one entry (overall mode)
+        assert len(camera) == len(people.video), camera
+        assert sorted(by_result.get("exact", [])) == sorted(people.enroll), by_result
+        assert len(by_result.get("nm", [])) == len(people.unknown), by_result
+    finally:
+        sup.stop()
+        await asyncio.wait_for(runner, 60)
