@@ -119,3 +119,25 @@ async def start_server(analyzer: FaceAnalyzer, models_dir: Path, tmp_path: Path)
 @pytest.fixture
 async def server(start_server: StartServer) -> Server:
     return await start_server()
+
+
+LocalServer = Callable[[web.Application], Any]
+
+
+@pytest.fixture
+async def local_http() -> AsyncIterator[LocalServer]:
+    """Serve an aiohttp app on 127.0.0.1 port 0 (a webhook receiver, an image origin...); returns
+    ``await local_http(app) -> "http://127.0.0.1:<port>"``; everything is cleaned up after the test."""
+    runners: list[web.AppRunner] = []
+
+    async def serve(app: web.Application) -> str:
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        return f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+
+    yield serve
+    for runner in reversed(runners):
+        await runner.cleanup()

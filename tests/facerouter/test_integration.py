@@ -118,7 +118,7 @@ async def test_archive_answers_where_was_this_person_seen(start_server, start_ro
     assert hits[0].meta["site"] == "hq" and hits[0].features["gender"]["gender"] == "male"
 
 
-async def test_webhook_posts_events_with_best_match(start_server, start_router, data_dir) -> None:
+async def test_webhook_posts_events_with_best_match(start_server, start_router, local_http, data_dir) -> None:
     sf = await start_server()
     received: list[dict] = []
     attempts = {"n": 0}
@@ -132,41 +132,34 @@ async def test_webhook_posts_events_with_best_match(start_server, start_router, 
 
     app = web.Application()
     app.router.add_post("/hook", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        async with Client(sf.base) as c:
-            await c["staff"].create()
-            det = (await c.detect(image=(data_dir / "faces/obama/img1.jpg").read_bytes(),
-                                  facen=True))[0]
-            await c["staff"].add(42, det)
-        r = await start_router(config={"plugin_dir": str(REPO / "plugins"),
-                                       "disabled_plugins": ["archive", "log"],
-                                       "webhook": {"urls": [f"http://127.0.0.1:{port}/hook"],
-                                                   "gallery": "staff", "backoff_s": 0.05}},
-                               sfapi_url=sf.base)
-        photo = (data_dir / "faces/obama/img2.jpg").read_bytes()
-        face0, bbox = await face0_of(sf, photo)
-        status, body = await r.post_frame(frame_parts(photo=photo, face0=face0,
-                                                      bbox=json.dumps(bbox)))
-        assert status == 200 and body["failed_plugins"] == []
-        for _ in range(100):
-            if received:
-                break
-            await asyncio.sleep(0.05)
-        event, = received
-        assert event["event_id"] == body["event_id"] and event["cam_id"] == "cam-1"
-        assert event["match"]["face"] == 42 and event["match"]["confidence"] > 0.8
-        assert event["detection"]["features"]["gender"]["gender"] == "male"
-        assert event["face_jpeg"]
-        status, text = await r.get("/plugins/webhook/status")
-        assert status == 200 and json.loads(text)["delivered"] == 1
-        assert json.loads(text)["retried"] == 1
-    finally:
-        await runner.cleanup()
+    base = await local_http(app)
+    async with Client(sf.base) as c:
+        await c["staff"].create()
+        det = (await c.detect(image=(data_dir / "faces/obama/img1.jpg").read_bytes(),
+                              facen=True))[0]
+        await c["staff"].add(42, det)
+    r = await start_router(config={"plugin_dir": str(REPO / "plugins"),
+                                   "disabled_plugins": ["archive", "log"],
+                                   "webhook": {"urls": [f"{base}/hook"],
+                                               "gallery": "staff", "backoff_s": 0.05}},
+                           sfapi_url=sf.base)
+    photo = (data_dir / "faces/obama/img2.jpg").read_bytes()
+    face0, bbox = await face0_of(sf, photo)
+    status, body = await r.post_frame(frame_parts(photo=photo, face0=face0,
+                                                  bbox=json.dumps(bbox)))
+    assert status == 200 and body["failed_plugins"] == []
+    for _ in range(100):
+        if received:
+            break
+        await asyncio.sleep(0.05)
+    event, = received
+    assert event["event_id"] == body["event_id"] and event["cam_id"] == "cam-1"
+    assert event["match"]["face"] == 42 and event["match"]["confidence"] > 0.8
+    assert event["detection"]["features"]["gender"]["gender"] == "male"
+    assert event["face_jpeg"]
+    status, text = await r.get("/plugins/webhook/status")
+    assert status == 200 and json.loads(text)["delivered"] == 1
+    assert json.loads(text)["retried"] == 1
 
 
 def test_shipped_config_checks(tmp_path) -> None:

@@ -258,7 +258,7 @@ async def test_use_pps_time_and_retention(start_persons) -> None:
     assert agg["stats"] == [["Wednesday", 12, 2]]
 
 
-async def test_webhook_filters_and_retries(start_persons) -> None:
+async def test_webhook_filters_and_retries(start_persons, local_http) -> None:
     from aiohttp import web
 
     received: list[dict] = []
@@ -273,36 +273,29 @@ async def test_webhook_filters_and_retries(start_persons) -> None:
 
     app = web.Application()
     app.router.add_post("/hook", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        env = await start_persons({"webhooks": [{
-            "urls": [f"http://127.0.0.1:{port}/hook"], "results": ["exact", "new"],
-            "sources": ["door"], "backoff_s": 0.05, "include_images": True}]})
-        await make_source(env, "door")
-        await make_source(env, "other")
-        status, body = await env.upload("/persons", "obama/img1.jpg")
-        pid = body["pid"]
-        await env.frame("obama/img2.jpg")                 # exact, door: sent
-        await env.frame("obama/img2.jpg", cam_id="other")  # exact, other source: not sent
-        await env.frame("biden/img1.jpg")                  # nm: not sent
-        for _ in range(100):
-            if len(received) == 2:
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.1)
-        # the first delivery (503) is retried: the events may arrive in either order
-        got = {e["entry"]["result"]: e for e in received}
-        assert sorted(got) == ["exact", "new"] and len(received) == 2
-        assert got["exact"]["entry"]["pid"] == pid and got["exact"]["images"]["face"]
-        assert got["exact"]["event_id"] == got["exact"]["entry"]["id"]
-        status, st = await env.api("GET", "/status")
-        assert st["webhooks"][0]["delivered"] == 2 and st["webhooks"][0]["retried"] == 1
-    finally:
-        await runner.cleanup()
+    base = await local_http(app)
+    env = await start_persons({"webhooks": [{
+        "urls": [f"{base}/hook"], "results": ["exact", "new"],
+        "sources": ["door"], "backoff_s": 0.05, "include_images": True}]})
+    await make_source(env, "door")
+    await make_source(env, "other")
+    status, body = await env.upload("/persons", "obama/img1.jpg")
+    pid = body["pid"]
+    await env.frame("obama/img2.jpg")                 # exact, door: sent
+    await env.frame("obama/img2.jpg", cam_id="other")  # exact, other source: not sent
+    await env.frame("biden/img1.jpg")                  # nm: not sent
+    for _ in range(100):
+        if len(received) == 2:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.1)
+    # the first delivery (503) is retried: the events may arrive in either order
+    got = {e["entry"]["result"]: e for e in received}
+    assert sorted(got) == ["exact", "new"] and len(received) == 2
+    assert got["exact"]["entry"]["pid"] == pid and got["exact"]["images"]["face"]
+    assert got["exact"]["event_id"] == got["exact"]["entry"]["id"]
+    status, st = await env.api("GET", "/status")
+    assert st["webhooks"][0]["delivered"] == 2 and st["webhooks"][0]["retried"] == 1
 
 
 async def test_disabled_without_section(start_server, start_router) -> None:

@@ -110,7 +110,7 @@ async def test_body_over_byte_limit(start_server) -> None:
     assert status == 413 and body["code"] == "BAD_PARAM"
 
 
-async def test_urls(start_server, data_dir: Path) -> None:
+async def test_urls(start_server, local_http, data_dir: Path) -> None:
     photo = (data_dir / "faces/obama/img1.jpg").read_bytes()
     release = asyncio.Event()
 
@@ -124,24 +124,19 @@ async def test_urls(start_server, data_dir: Path) -> None:
     origin = web.Application()
     origin.router.add_get("/a.jpg", image)
     origin.router.add_get("/hang", hang)
-    runner = web.AppRunner(origin)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    base = await local_http(origin)
     try:
         srv = await start_server({"limits": {"url_timeout_s": 0.5}})
-        status, body, _ = await srv.call("POST", "/v2/detect", json={"url": f"http://127.0.0.1:{port}/a.jpg"})
+        status, body, _ = await srv.call("POST", "/v2/detect", json={"url": f"{base}/a.jpg"})
         assert status == 200 and len(body["faces"]) == 1
-        status, body, _ = await srv.call("POST", "/v2/detect", json={"url": f"http://127.0.0.1:{port}/hang"})
+        status, body, _ = await srv.call("POST", "/v2/detect", json={"url": f"{base}/hang"})
         assert status == 400 and body["param"] == "url" and "longer than" in body["reason"]
         status, body, _ = await srv.call("POST", "/v2/detect", json={"url": "file:///etc/passwd"})
         assert status == 400 and body["param"] == "url"
-        status, body, _ = await srv.call("POST", "/v2/detect", json={"url": f"http://127.0.0.1:{port}/missing"})
+        status, body, _ = await srv.call("POST", "/v2/detect", json={"url": f"{base}/missing"})
         assert status == 400 and "404" in body["reason"]
     finally:
         release.set()
-        await runner.cleanup()
 
 
 async def test_normalized_detector_matches_full_detection(server, analyzer, data_dir: Path) -> None:
