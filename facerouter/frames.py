@@ -10,6 +10,11 @@
 sfapi failures on the router's own detect become :class:`SfapiUnavailable` (503: the sender
 retries) when sfapi is unreachable, overloaded or failing, and a 4xx naming the part sfapi refused
 otherwise. Plugins' own failures never fail the frame; they are listed in the answer.
+
+When any plugin asked for something, the answer carries ``timings`` (seconds): ``preprocess_s`` (every
+preprocess done), ``detect_s`` (the sfapi detect) and ``process_s`` (every process done, e.g. the
+persons plugin's entry stored); the frame handler adds ``total_s`` (parsing to answer) and
+``started_at`` (unix seconds when the handler began).
 """
 from __future__ import annotations
 
@@ -68,21 +73,32 @@ class FramePipeline:
         """Run one frame (``request.params`` set) through the plugins; returns the answer body."""
         params: FrameParams = request.params
         event_id = self.idgen()
+        t0 = time.perf_counter()
         pre = await self.driver.preprocess(request, params.labels)
+        t1 = time.perf_counter()
         failed = list(pre.failed)
         processed: list[str] = []
+        timings: dict[str, float] | None = None
         if pre.wanted:
             detection = await self.detect(params, pre.features(), event_id)
+            t2 = time.perf_counter()
             failed_process = await self.driver.process(pre.wanted, request, params.photo,
                                                        params.bbox, event_id, detection)
+            t3 = time.perf_counter()
             failed += failed_process
             processed = [name for name in pre.wanted if name not in failed_process]
+            timings = {"preprocess_s": round(t1 - t0, 6), "detect_s": round(t2 - t1, 6),
+                       "process_s": round(t3 - t2, 6)}
         if failed:
             log.info("frame %d from camera %s: plugins failed: %s", event_id, params.cam_id,
                      ", ".join(failed))
         order = {name: i for i, name in enumerate(self.driver.registry.names())}
-        return {"event_id": str(event_id), "failed_plugins": sorted(failed, key=order.__getitem__),
-                "processed": processed}
+        body: dict[str, Any] = {"event_id": str(event_id),
+                                "failed_plugins": sorted(failed, key=order.__getitem__),
+                                "processed": processed}
+        if timings is not None:
+            body["timings"] = timings
+        return body
 
     async def detect(self, params: FrameParams, features: frozenset[str],
                      event_id: int) -> DetectFace:

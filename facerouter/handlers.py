@@ -1,6 +1,8 @@
 """Tornado handlers of the router: ``POST /v0/frame``, ``GET /healthz``, ``GET /metrics``.
 
-Every error answer is JSON ``{"code", "reason"[, "param", "value"]}``, as sfapi's are.
+Every error answer is JSON ``{"code", "reason"[, "param", "value"]}``, as sfapi's are. A 200
+with ``timings`` (see :mod:`facerouter.frames`) gets ``total_s`` (from the handler's start to the
+answer, multipart parsing included) and ``started_at`` (unix seconds) added.
 """
 from __future__ import annotations
 
@@ -52,6 +54,7 @@ class FrameHandler(_JsonHandler):
         cam_id = "-"
         status = 500
         started = time.perf_counter()
+        started_at = time.time()
         if router.stopping:
             error: FrameError | None = Overloaded("facerouter is stopping; retry later")
         elif router.inflight >= router.max_inflight:
@@ -70,6 +73,10 @@ class FrameHandler(_JsonHandler):
             router.pipeline.check(params)
             self.request.params = params  # type: ignore[attr-defined]
             body = await router.pipeline.handle(self.request)
+            timings = body.get("timings")
+            if isinstance(timings, dict):
+                timings["total_s"] = round(time.perf_counter() - started, 6)
+                timings["started_at"] = round(started_at, 6)
             status = 200
             self.send_json(200, body)
             router.metrics.frames.labels(cam_id, "200").inc()

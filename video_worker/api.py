@@ -11,7 +11,10 @@
   "worker_id"}``.
 * ``GET /healthz``: 200 ``{"status": "ok", ...}`` (503 while stopping); ``GET /metrics``.
 
-Errors are ``{"code", "desc"}`` (``BAD_PARAM`` 400, ``NOT_FOUND`` 404).
+Errors are ``{"code", "desc"}`` (``BAD_PARAM`` 400, ``NOT_FOUND`` 404, ``UNAUTHORIZED`` 401,
+``FORBIDDEN`` 403). API tokens (config ``auth``, :mod:`sfapi.auth`'s rules) cover every route but
+``/healthz``: 401 without a valid ``Authorization: Bearer`` token, 403 for a read-only token on a
+write (POST, DELETE).
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from sfapi.auth import Authenticator, AuthError
 from video_worker.config import job_from_api
 from video_worker.errors import ApiError, BadJob
 
@@ -47,6 +51,19 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise
         return web.json_response({"code": "NOT_FOUND" if exc.status == 404 else "BAD_REQUEST",
                                   "desc": exc.reason}, status=exc.status)
+
+
+def _authenticate(auth: Authenticator) -> Callable[..., Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            auth.check(request.method, request.path, request.headers.get("Authorization"))
+        except AuthError as exc:  # the reason names the token holder, never the token
+            log.warning("%s %s -> %s: %s", request.method, request.path, exc.status, exc.reason)
+            return web.json_response({"code": exc.code, "desc": exc.reason}, status=exc.status)
+        return await handler(request)
+
+    return authenticate
 
 
 def _worker(request: web.Request) -> "Worker":
@@ -106,9 +123,12 @@ async def metrics(request: web.Request) -> web.Response:
     return resp
 
 
-def build_app(worker: "Worker") -> web.Application:
-    """The aiohttp application of ``worker``."""
-    app = web.Application(middlewares=[_errors], client_max_size=1024 * 1024)
+def build_app(worker: "Worker", auth: Authenticator | None = None) -> web.Application:
+    """The aiohttp application of ``worker``; ``auth`` checks API tokens (None: no check)."""
+    middlewares: list[Callable[..., Awaitable[web.StreamResponse]]] = [_errors]
+    if auth is not None and auth.enabled:
+        middlewares.insert(0, _authenticate(auth))
+    app = web.Application(middlewares=middlewares, client_max_size=1024 * 1024)
     app[WORKER_KEY] = worker
     app.router.add_post("/job/{id}", put_job)
     app.router.add_get("/jobs", list_jobs)

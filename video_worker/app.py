@@ -1,4 +1,9 @@
-"""The worker service: detector, HTTP client, jobs, API; set up in order, torn down in reverse."""
+"""The worker service: detector, HTTP client, jobs, API; set up in order, torn down in reverse.
+
+The job API's token check is built first, so a worker that must check tokens and has none fails
+before it loads anything (:class:`~video_worker.errors.ConfigError`, as the config loader says it).
+The HTTP client sends ``router_token`` with every request, i.e. every frame posted to facerouter.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -8,7 +13,7 @@ import aiohttp
 from aiohttp import web
 
 from video_worker.api import build_app
-from video_worker.config import WorkerConfig
+from video_worker.config import WorkerConfig, authenticator
 from video_worker.detector import SharedDetector
 from video_worker.manager import JobManager
 from video_worker.metrics import WorkerMetrics
@@ -34,21 +39,24 @@ class Worker:
         self.stopping = False
 
     async def start(self, host: str | None = None, port: int | None = None, *, serve: bool = True) -> None:
-        """Load the detector, start the jobs, then listen (port 0: any free port)."""
+        """Load the detector, start the jobs, then listen (port 0: any free port). Raises
+        :class:`~video_worker.errors.ConfigError` when the API must check tokens and has none."""
+        auth = authenticator(self.cfg, host or self.cfg.host) if serve else None
         if self._detector is None:
             self._detector = await asyncio.to_thread(SharedDetector, self.cfg.models, self.cfg.detector)
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
-        self.http = aiohttp.ClientSession(connector=connector)
+        self.http = aiohttp.ClientSession(connector=connector, headers=self.cfg.router_headers())
         self.manager = JobManager(self.cfg, self._detector, self.http, self.metrics)
         await self.manager.start()
         if not serve:
             return
-        self.runner = web.AppRunner(build_app(self), access_log=None)
+        self.runner = web.AppRunner(build_app(self, auth), access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, host or self.cfg.host, self.cfg.port if port is None else port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        log.info("video worker %s listening on %s:%d", self.cfg.worker_id, host or self.cfg.host, self.port)
+        log.info("video worker %s listening on %s:%d (API tokens %s)", self.cfg.worker_id,
+                 host or self.cfg.host, self.port, "checked" if auth is not None and auth.enabled else "off")
 
     async def shutdown(self) -> None:
         """Stop the API, the jobs (posting or spooling what they hold), the client, the detector."""

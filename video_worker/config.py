@@ -11,16 +11,19 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from sfapi import errors as sfapi_errors
+from sfapi.auth import AuthConfig, Authenticator, AuthSetupError, bearer
 from sfapi.configfile import StrictModel, load_config, validate
 from video_worker.errors import BadJob, ConfigError
 
 __all__ = ["CameraSettings", "JobSpec", "ModelsSection", "DetectorSection", "DeliverySection",
-           "SourceSection", "WorkerConfig", "load", "job_from_api", "JOB_ID"]
+           "SourceSection", "WorkerConfig", "load", "job_from_api", "authenticator", "JOB_ID", "SERVICE"]
 
 DEFAULT_PORT = 18999
+#: the service's name in messages (the console script's name)
+SERVICE = "video-worker"
 #: Job ids: what fits in a URL path segment, a file name and a Prometheus label.
 JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
@@ -138,6 +141,9 @@ class DeliverySection(StrictModel):
     memory_queue: int = Field(64, ge=1)
     #: on-disk spool of one camera: past this size the oldest posts are dropped (and counted)
     spool_max_bytes: int = Field(512 * 1024 * 1024, ge=1024)
+    #: JSON lines, one per acknowledged post: its wall-clock times (decoded, analysed, sent, acked)
+    #: and the router's timings (bench/e2e.py reads it); null: no trace (relative: to the config file)
+    trace_path: Path | None = None
 
 
 class SourceSection(StrictModel):
@@ -163,6 +169,12 @@ class WorkerConfig(StrictModel):
     #: where API-created jobs and the spool live (relative paths: to the config file)
     state_dir: Path = Path("video_worker_state")
     router_url: str = "http://127.0.0.1:18820"
+    #: API token sent to facerouter (``Authorization: Bearer``) with every frame; null when the router
+    #: checks none. Never logged; a read-write token of the router's ``auth.tokens``.
+    router_token: SecretStr | None = None
+    #: tokens clients of the job API must send (/healthz is open); checked by default whenever the
+    #: API binds to a non-loopback address
+    auth: AuthConfig = AuthConfig()
     models: ModelsSection = ModelsSection()
     detector: DetectorSection = DetectorSection()
     delivery: DeliverySection = DeliverySection()
@@ -189,10 +201,25 @@ class WorkerConfig(StrictModel):
         """The facerouter base URL of ``job``."""
         return (job.router_url or self.router_url).rstrip("/")
 
+    def router_headers(self) -> dict[str, str]:
+        """Headers of every request to facerouter (the token, when there is one)."""
+        return bearer(self.router_token.get_secret_value() if self.router_token else None)
+
+
+def authenticator(cfg: WorkerConfig, host: str | None = None) -> Authenticator:
+    """The job API's token check for a bind to ``host`` (default: ``cfg.host``); raises
+    :class:`ConfigError` (with :class:`sfapi.auth.AuthSetupError`'s message) when it must check
+    tokens and has none."""
+    try:
+        return Authenticator.from_config(cfg.auth, host if host is not None else cfg.host, SERVICE)
+    except AuthSetupError as exc:
+        raise ConfigError(str(exc)) from None
+
 
 def load(path: str | Path | None, overrides: dict[str, Any] | None = None) -> WorkerConfig:
-    """Read and validate the worker config; relative ``state_dir`` / ``models.dir`` are made
-    relative to the file. Raises :class:`ConfigError` with file:line messages."""
+    """Read and validate the worker config; relative ``state_dir`` / ``models.dir`` /
+    ``delivery.trace_path`` are made relative to the file. Raises :class:`ConfigError` with
+    file:line messages, or when the job API must check tokens (``auth``) and has none."""
     try:
         cfg = load_config(path, WorkerConfig, overrides)
     except sfapi_errors.ConfigError as exc:
@@ -204,8 +231,12 @@ def load(path: str | Path | None, overrides: dict[str, Any] | None = None) -> Wo
             update["state_dir"] = base / cfg.state_dir
         if cfg.models.dir is not None and not cfg.models.dir.is_absolute():
             update["models"] = cfg.models.model_copy(update={"dir": base / cfg.models.dir})
+        trace = cfg.delivery.trace_path
+        if trace is not None and not trace.is_absolute():
+            update["delivery"] = cfg.delivery.model_copy(update={"trace_path": base / trace})
         if update:
             cfg = cfg.model_copy(update=update)
+    authenticator(cfg)  # a worker that must check tokens and has none fails here, as --check-config
     return cfg
 
 

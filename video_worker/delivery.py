@@ -7,13 +7,24 @@ keep going to the spool until it is empty again; the head of the spool is retrie
 back-off (at least ``Retry-After`` when the router says so). A 4xx answer (e.g. 422 no face) is
 final: the post is counted as rejected and the next one goes. At shutdown the posts still in
 memory are written to the spool, which the next start delivers first.
+
+With ``delivery.trace_path`` set, every acknowledged post appends one JSON line to that file
+(:class:`Trace`): ``{cam, track, frame_no, bs_type, event_id, decoded_at, analysed_at, sent_at,
+acked_at, router}`` -- wall-clock unix seconds, and the ``timings`` facerouter answered
+(``preprocess_s``, ``detect_s``, ``process_s``, ``total_s``, ``started_at``; null when it sent none).
+``bench/e2e.py`` reads it. The router token (sent by the worker's HTTP session) is never logged.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
+import time
 from collections import deque
-from typing import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
 
 import aiohttp
 
@@ -23,15 +34,25 @@ from video_worker.metrics import WorkerMetrics
 from video_worker.posts import Post
 from video_worker.spool import Spool
 
-__all__ = ["Outbox", "send_post"]
+__all__ = ["Outbox", "Ack", "Trace", "send_post"]
 
 log = logging.getLogger(__name__)
 
 
-async def send_post(http: aiohttp.ClientSession, url: str, post: Post, timeout_s: float) -> None:
+@dataclass(frozen=True)
+class Ack:
+    """A delivered post: when the attempt started and was answered (unix seconds), the answer."""
+
+    sent_at: float
+    acked_at: float
+    body: bytes
+
+
+async def send_post(http: aiohttp.ClientSession, url: str, post: Post, timeout_s: float) -> Ack:
     """One attempt; raises :class:`RouterUnavailable` (retry) or :class:`PostRejected` (don't)."""
+    sent_at = time.time()
     try:
-        async with http.post(url, data=post.form(),
+        async with http.post(url, data=post.form(sent_at=sent_at),
                              timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
             body = await resp.read()
             status = resp.status
@@ -39,7 +60,7 @@ async def send_post(http: aiohttp.ClientSession, url: str, post: Post, timeout_s
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
         raise RouterUnavailable(f"{url}: {type(exc).__name__}: {exc}") from exc
     if 200 <= status < 300:
-        return
+        return Ack(sent_at, time.time(), body)
     text = body[:300].decode("utf-8", "replace")
     if status in (408, 429) or status >= 500:
         try:
@@ -48,6 +69,40 @@ async def send_post(http: aiohttp.ClientSession, url: str, post: Post, timeout_s
             wait = None
         raise RouterUnavailable(f"{url}: HTTP {status} {text}", status=status, retry_after=wait)
     raise PostRejected(f"{url}: HTTP {status} {text}", status=status)
+
+
+class Trace:
+    """Appends one JSON line per acknowledged post to ``path`` (shared by the cameras: each line is
+    one ``write`` on an ``O_APPEND`` descriptor, so lines of different cameras never interleave)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    def record(self, cam_id: str, post: Post, ack: Ack) -> dict[str, Any]:
+        """Write (and return) the record of ``post`` delivered as ``ack``."""
+        params = post.params
+        try:
+            answer = json.loads(ack.body) if ack.body else {}
+        except ValueError:
+            answer = {}
+        timings = answer.get("timings") if isinstance(answer, dict) else None
+        rec = {"cam": cam_id, "track": params.get("track"), "frame_no": params.get("frame_no"),
+               "bs_type": post.fields.get("bs_type"),
+               "event_id": answer.get("event_id") if isinstance(answer, dict) else None,
+               "decoded_at": params.get("decoded_at"), "analysed_at": params.get("analysed_at"),
+               "sent_at": round(ack.sent_at, 6), "acked_at": round(ack.acked_at, 6),
+               "router": timings if isinstance(timings, dict) else None}
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.write(self._fd, (json.dumps(rec) + "\n").encode())
+        return rec
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 class Outbox:
@@ -76,6 +131,7 @@ class Outbox:
         self._idle = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.last_error: str | None = None
+        self.trace = Trace(cfg.trace_path) if cfg.trace_path is not None else None
         self._update_spool_metrics()
 
     @property
@@ -121,6 +177,8 @@ class Outbox:
                 moved = list(self._mem)
                 self._mem.clear()
                 await self._append(moved)
+        if self.trace is not None:
+            self.trace.close()
 
     # --- the sender ----------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -146,7 +204,7 @@ class Outbox:
                 await self._wake.wait()
                 continue
             try:
-                await send_post(self.http, self.url, post, self.cfg.timeout_s)
+                ack = await send_post(self.http, self.url, post, self.cfg.timeout_s)
             except RouterUnavailable as exc:
                 self._count("failed", str(exc))
                 if seq is None:  # the failed post and all behind it wait on disk, in order
@@ -173,6 +231,7 @@ class Outbox:
                 raise
             else:
                 self._count("ok", None)
+                self._trace(post, ack)
             backoff = self.cfg.backoff_initial_s
             if seq is not None:
                 await asyncio.to_thread(self.spool.remove, seq)
@@ -194,6 +253,17 @@ class Outbox:
             for _ in range(dropped):
                 self._count("dropped", "spool full: oldest post dropped")
         self._update_spool_metrics()
+
+    def _trace(self, post: Post, ack: Ack) -> None:
+        if self.trace is None:
+            return
+        try:
+            self.trace.record(self.cam_id, post, ack)
+        except OSError as exc:  # tracing is a diagnostic: it never stops delivery
+            log.error("camera %s: cannot write the trace %s: %s; tracing off", self.cam_id,
+                      self.trace.path, exc)
+            self.trace.close()
+            self.trace = None
 
     def _count(self, result: str, error: str | None) -> None:
         self.metrics.posts.labels(self.cam_id, result).inc()

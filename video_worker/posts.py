@@ -8,12 +8,18 @@ face, ``sfapi.engines.align.extract_chip(frame, landmarks, 200, 0.4)``, which sf
 
 Posts are built in a worker thread (JPEG encoding is CPU work) and serialized to bytes for the
 on-disk spool with :meth:`Post.to_bytes` / :meth:`Post.from_bytes`.
+
+``detectorParams`` carries three wall-clock times (unix seconds) for latency tracing:
+``decoded_at`` (the posted frame left the decoder: its timestamp, so null with
+``use_stream_timestamp``), ``analysed_at`` (detection, tracking and selection done, before the JPEG
+encoding) and ``sent_at`` (set by :meth:`Post.form` when an attempt starts).
 """
 from __future__ import annotations
 
 import datetime
 import json
 import struct
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,12 +63,15 @@ class Post:
         """``detectorParams`` decoded."""
         return json.loads(self.fields["detectorParams"])
 
-    def form(self) -> aiohttp.FormData:
-        """The multipart body (a fresh one per attempt: FormData is single-use)."""
+    def form(self, sent_at: float | None = None) -> aiohttp.FormData:
+        """The multipart body (a fresh one per attempt: FormData is single-use); ``sent_at``
+        (unix seconds) goes into ``detectorParams``."""
         form = aiohttp.FormData()
         form.add_field("photo", self.photo, filename="photo.jpg", content_type="image/jpeg")
         form.add_field("face0", self.face0, filename="face0.jpg", content_type="image/jpeg")
         for name, value in self.fields.items():
+            if name == "detectorParams" and sent_at is not None:
+                value = json.dumps({**json.loads(value), "sent_at": round(sent_at, 6)})
             form.add_field(name, value)
         return form
 
@@ -102,6 +111,7 @@ class PostBuilder:
 
     def build(self, pick: Pick) -> Post:
         """Encode ``pick`` (CPU work: call it off the event loop)."""
+        analysed_at = time.time()
         obs = pick.obs
         frame = obs.frame
         h, w = frame.shape[:2]
@@ -127,6 +137,9 @@ class PostBuilder:
             "track_duration": round((pick.track_end_t if pick.track_end_t is not None else obs.t)
                                     - pick.track_start_t, 4),
             "track_frames": pick.track_frames, "worker_id": self.worker_id,
+            # the frame's timestamp is the wall clock when it left the decoder, unless it is stream time
+            "decoded_at": None if self.s.use_stream_timestamp else round(obs.timestamp, 6),
+            "analysed_at": round(analysed_at, 6),
         }
         fields = {
             "bbox": json.dumps([bbox]), "cam_id": self.cam_id, "timestamp": rfc3339(obs.timestamp),

@@ -59,6 +59,9 @@ class DemoPlan:
     single_pass: bool = False
     camera: str = "demo-cam"
     models_dir: Path | None = None
+    #: extra keys of the video worker's config, merged into what the demo writes (nested sections
+    #: key by key), e.g. ``{"delivery": {"trace_path": ...}}`` for bench/e2e.py
+    worker_extra: dict[str, Any] = field(default_factory=dict)
 
     def url(self, service: str) -> str:
         return f"http://{self.host}:{self.ports[service]}"
@@ -108,6 +111,9 @@ def write_configs(plan: DemoPlan) -> StackConfig:
               "webhook": {"urls": []}}
     worker = {"host": plan.host, "port": plan.ports["video-worker"], "state_dir": str(d / "video_worker"),
               "router_url": plan.url("facerouter"), "models": {"dir": str(plan.models_dir) if plan.models_dir else None}}
+    for key, value in plan.worker_extra.items():
+        old = worker.get(key)
+        worker[key] = {**old, **value} if isinstance(old, dict) and isinstance(value, dict) else value
     for name, data in (("sfapi", sfapi), ("facerouter", router), ("video_worker", worker)):
         (d / f"{name}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     services = [
