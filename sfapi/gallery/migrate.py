@@ -83,6 +83,9 @@ async def migrate_gallery(source: GalleryBackend, target: GalleryBackend, galler
             if progress is not None:
                 progress(state)
         if res.next_page is None:
+            flush = getattr(target, "flush", None)
+            if flush is not None and written:  # index what was copied (Milvus)
+                await flush(gallery)
             return Progress(gallery, read, written, skipped, max(total, read), time.monotonic() - start)
         after = res.next_page
 

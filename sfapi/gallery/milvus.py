@@ -63,6 +63,8 @@ class _Gallery:
     collection: str
     model: str | None = None
     dim: int | None = None
+    #: loaded by this instance (a restarted milvus-lite, or an operator, may leave it released)
+    loaded: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     pending: list["_Add"] = field(default_factory=list)
 
@@ -123,6 +125,8 @@ class MilvusStore(GalleryBackend):
         self.conn.connect()
         if not self.conn.call("list collections", "has_collection", self.catalog):
             self.conn.create_catalog(self.catalog, self.consistency)
+        else:
+            self.conn.call("load the catalog", "load_collection", self.catalog)
         return self.conn.call("read the catalog", "query", self.catalog, filter="",
                               output_fields=["name", "info"], limit=self.window)
 
@@ -182,12 +186,13 @@ class MilvusStore(GalleryBackend):
         return out
 
     async def _count(self, g: _Gallery) -> int:
-        if g.dim is None:
-            return 0
         try:
+            await self._ready(g)
+            if g.dim is None:
+                return 0
             rows = await self._run(lambda: self.conn.call("count", "query", g.collection, filter="",
                                                           output_fields=["count(*)"]))
-        except MissingCollection:
+        except (MissingCollection, GalleryNotFound):
             return 0
         return int(rows[0]["count(*)"]) if rows else 0
 
@@ -265,10 +270,7 @@ class MilvusStore(GalleryBackend):
                     continue
                 seen.update(pks)
                 ok.append(a)
-            rows = [row for a in ok for row in a.rows]
-            for i in range(0, len(rows), _INSERT_CHUNK):
-                chunk = rows[i:i + _INSERT_CHUNK]
-                await self._run(lambda c=chunk: self.conn.call("add", "insert", g.collection, c))
+            await self._insert(g, [row for a in ok for row in a.rows])
             for a in ok:
                 a.future.set_result([FaceRecord(r.id, r.facen, r.meta, r.features, g.model or "") for r in a.records])
         except MissingCollection:
@@ -279,21 +281,43 @@ class MilvusStore(GalleryBackend):
         except Exception as exc:
             _fail(batch, exc)
 
-    async def _refresh_if_empty(self, g: _Gallery) -> None:
-        """A gallery without faces here may have got its first face through another instance."""
-        if g.dim is not None:
-            return
-        row = await self._run(self._read_row, g.name)
-        if row is None:
-            raise self._gone(g)
-        fresh = self._from_row(row)
-        if fresh.collection != g.collection:
-            raise self._gone(g)
-        g.model, g.dim = fresh.model, fresh.dim
+    async def _insert(self, g: _Gallery, rows: list[dict[str, Any]]) -> None:
+        """Insert in chunks; when a later chunk fails, the earlier ones are deleted again (best
+        effort) so that a bulk add stays all or none."""
+        done: list[int] = []
+        try:
+            for i in range(0, len(rows), _INSERT_CHUNK):
+                chunk = rows[i:i + _INSERT_CHUNK]
+                await self._run(lambda c=chunk: self.conn.call("add", "insert", g.collection, c))
+                done += [row[PK] for row in chunk]
+        except BaseException:
+            if done:
+                try:
+                    await self._run(lambda: self.conn.call("add (undo)", "delete", g.collection, ids=done))
+                except Exception as exc:
+                    log.error("gallery %s: %d faces of a failed bulk add could not be removed: %s",
+                              g.name, len(done), exc)
+            raise
+
+    async def _ready(self, g: _Gallery) -> None:
+        """Before touching a gallery's collection: a gallery without faces here may have got its
+        first face through another instance; a collection not yet loaded by this instance is
+        loaded (a no-op when Milvus holds it loaded already)."""
+        if g.dim is None:
+            row = await self._run(self._read_row, g.name)
+            if row is None:
+                raise self._gone(g)
+            fresh = self._from_row(row)
+            if fresh.collection != g.collection:
+                raise self._gone(g)
+            g.model, g.dim = fresh.model, fresh.dim
+        if g.dim is not None and not g.loaded:
+            await self._call_g(g, "load", "load_collection", g.collection)
+            g.loaded = True
 
     async def _check_model(self, g: _Gallery, batch: list[_Add]) -> None:
         """The first face fixes the gallery's model and dimension (and creates its collection)."""
-        await self._refresh_if_empty(g)
+        await self._ready(g)
         for a in batch:
             model, dim = (a.model, a.dim) if g.dim is None else (g.model, g.dim)
             if a.model != model:
@@ -312,7 +336,7 @@ class MilvusStore(GalleryBackend):
         except StorageError:
             if not self.conn.call("create gallery", "has_collection", g.collection):
                 raise
-        g.model, g.dim = model, dim
+        g.model, g.dim, g.loaded = model, dim, True
         self.conn.call("update the catalog", "upsert", self.catalog, [self.conn.catalog_row(g.name, g.info_json())])
         log.info("gallery %s: collection %s created (model %s, dimension %d, index %s)",
                  g.name, g.collection, model, dim, self.index_type)
@@ -346,6 +370,14 @@ class MilvusStore(GalleryBackend):
             await self._fetch_row(g, face_id, fields=[PK])
             await self._call_g(g, "delete", "delete", g.collection, ids=[to_pk(face_id)])
 
+    async def flush(self, gallery: str) -> None:
+        """Seal the gallery's newly written segments so its vector index covers them. A Milvus
+        server seals on its own as segments fill; milvus-lite searches unsealed rows by brute force
+        until a flush. Durability does not depend on it (Milvus logs every write first)."""
+        g = await self._gallery(gallery)
+        if g.dim is not None:
+            await self._call_g(g, "flush", "flush", g.collection)
+
     # -- faces: reads -----------------------------------------------------------------------------
     async def get(self, gallery: str, face_id: int) -> FaceRecord:
         g = await self._gallery(gallery)
@@ -353,7 +385,7 @@ class MilvusStore(GalleryBackend):
         return to_record(g.schema, g.model, await self._fetch_row(g, face_id))
 
     async def _fetch_row(self, g: _Gallery, face_id: int, fields: list[str] | None = None) -> dict[str, Any]:
-        await self._refresh_if_empty(g)
+        await self._ready(g)
         rows = [] if g.dim is None else await self._call_g(g, "get", "get", g.collection, ids=[to_pk(face_id)],
                                                             output_fields=fields or self._fields(g))
         if not rows:
@@ -375,7 +407,7 @@ class MilvusStore(GalleryBackend):
         ``ignore_errors`` never gives a partial answer here: a failure is STORAGE_ERROR."""
         g = await self._gallery(gallery)
         check_query(g.schema, query)
-        await self._refresh_if_empty(g)
+        await self._ready(g)
         vec = None
         like = query.like
         if like is not None:
