@@ -14,6 +14,10 @@ from sfapi.configfile import validate
 from sfapi.engines.analyzer import FaceAnalyzer
 from sfapi.engines.runtime import create_runtime
 
+# milvus-lite's in-process gRPC logs keepalive chatter ("too_many_pings") to stderr; keep the test
+# output readable (set before anything imports grpc)
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 #: The model pack the suite runs on (`make test` builds it before pytest starts).
