@@ -30,7 +30,7 @@ test: models
 bench: models
 	$(PY) bench/accuracy.py
 	$(PY) bench/detect.py
-	$(PY) bench/search.py
+	$(PY) bench/search.py --milvus
 	$(PY) bench/router.py
 	$(PY) bench/worker.py
 	$(PY) bench/e2e.py

@@ -119,6 +119,16 @@ async def run_size(size: int, queries: int, uri: str, rng: np.random.Generator) 
             for (name, fname), (rec, ms) in results.items()]
 
 
+async def report(sizes: list[int], queries: int = 30, uri: str = "", seed: int = 0) -> str:
+    """The Milvus-beside-embedded table (also printed by ``bench/search.py --milvus``)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for size in sizes:
+        rows += await run_size(size, queries, uri, rng)
+    rows.sort(key=lambda r: (r[0], r[2], r[1]))
+    return table(["faces", "store", "filter", "load faces/s", "recall@10", "median ms"], rows)
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10000,100000")
@@ -126,12 +136,7 @@ async def main() -> None:
     ap.add_argument("--uri", default="", help="a Milvus server (default: milvus-lite in a temporary directory)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    rng = np.random.default_rng(args.seed)
-    rows = []
-    for size in (int(s) for s in args.sizes.split(",")):
-        rows += await run_size(size, args.queries, args.uri, rng)
-    rows.sort(key=lambda r: (r[0], r[2], r[1]))
-    print(table(["faces", "store", "filter", "load faces/s", "recall@10", "median ms"], rows))
+    print(await report([int(s) for s in args.sizes.split(",")], args.queries, args.uri, args.seed))
 
 
 if __name__ == "__main__":
