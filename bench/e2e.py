@@ -34,7 +34,6 @@ import json
 import logging
 import os
 import shlex
-import socket
 import sys
 import tempfile
 import time
@@ -70,18 +69,6 @@ TOTALS: list[tuple[str, Any, Any]] = [
     ("  of which after selection (analysed -> entry stored)", lambda r: r["analysed_at"],
      lambda r: r["router"]["started_at"] + r["router"]["total_s"]),
 ]
-
-
-def free_ports() -> dict[str, int]:
-    socks = []
-    for _ in range(3):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return dict(zip(("sfapi", "facerouter", "video-worker"), ports))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -188,7 +175,7 @@ async def baseline(http: Any, sfapi: str, images: list[bytes], concurrency: int)
 async def main(args: argparse.Namespace) -> None:
     import aiohttp
 
-    from facerouter.stack.demo import DemoPlan, demo_people, make_video, populate, write_configs
+    from facerouter.stack.demo import DemoPlan, demo_people, free_ports, make_video, populate, write_configs
     from facerouter.stack.supervisor import Supervisor
     from sfapi.config import default_models_dir
 

@@ -3,31 +3,18 @@ the whole chain (video worker -> facerouter -> persons plugin -> sfapi), and the
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from facerouter.stack.demo import DemoPlan, demo_people, make_video, populate, write_configs
+from facerouter.stack.demo import DemoPlan, demo_people, free_ports, make_video, populate, write_configs
 from facerouter.stack.supervisor import Supervisor
-
-
-def _ports() -> dict[str, int]:
-    socks = []
-    for _ in range(3):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return dict(zip(("sfapi", "facerouter", "video-worker"), ports))
 
 
 @pytest.mark.slow
 async def test_demo_video_through_the_whole_stack(tmp_path: Path, models_dir: Path, data_dir: Path) -> None:
-    plan = DemoPlan(tmp_path / "demo", ports=_ports(), play_speed=-1, single_pass=True, models_dir=models_dir)
+    plan = DemoPlan(tmp_path / "demo", ports=free_ports(), play_speed=-1, single_pass=True, models_dir=models_dir)
     people = demo_people()
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, make_video, people, plan.video, models_dir)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -69,6 +70,21 @@ class DemoPlan:
     @property
     def video(self) -> Path:
         return self.dir / "demo-camera.mp4"
+
+
+def free_ports(host: str = "127.0.0.1") -> dict[str, int]:
+    """Three ports free on ``host`` right now, one per service (for tests and benchmarks)."""
+    socks = []
+    try:
+        for _ in range(3):
+            s = socket.socket()
+            s.bind((host, 0))
+            socks.append(s)
+        ports = [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+    return dict(zip(("sfapi", "facerouter", "video-worker"), ports))
 
 
 def make_video(people: DemoPeople, path: Path, models_dir: Path) -> Path:
