@@ -175,7 +175,8 @@ async def baseline(http: Any, sfapi: str, images: list[bytes], concurrency: int)
 async def main(args: argparse.Namespace) -> None:
     import aiohttp
 
-    from facerouter.stack.demo import DemoPlan, demo_people, free_ports, make_video, populate, write_configs
+    from facerouter.stack.demo import (DemoPlan, demo_people, free_ports, make_video, populate, wait_job_finished,
+                                       write_configs)
     from facerouter.stack.supervisor import Supervisor
     from sfapi.config import default_models_dir
 
@@ -190,16 +191,13 @@ async def main(args: argparse.Namespace) -> None:
     looped = await loop.run_in_executor(None, long_video, people, tmp / f"demo-x{args.loops}.mp4", models_dir,
                                         args.loops)
     sup = Supervisor(write_configs(plan), plan.dir)
-    runner = asyncio.create_task(sup.run())
+    runner = sup.start()
     results: dict[str, Any] = {}
     try:
-        up = asyncio.create_task(sup.up.wait())
-        await asyncio.wait({up, runner}, timeout=300, return_when=asyncio.FIRST_COMPLETED)
-        if not sup.up.is_set():
-            raise SystemExit(f"the stack did not come up; logs in {plan.dir / 'log'}")
+        await sup.wait_up(300)
         await populate(plan, people)  # enrolls, then starts the warm-up job (demo-cam) on the demo video
+        await wait_job_finished(plan, plan.camera, 240)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
-            await run_job_wait(http, plan, plan.camera)
             for name, video in (("demo", plan.video), (f"long x{args.loops}", looped)):
                 job_id = "bench-" + name.split()[0]
                 started, _, view = await run_job(http, plan, job_id, video, args.timeout, args.camera_settings)
@@ -218,17 +216,6 @@ async def main(args: argparse.Namespace) -> None:
         sup.stop()
         await asyncio.wait_for(runner, 60)
     report(args, results, base, len(images))
-
-
-async def run_job_wait(http: Any, plan: Any, job_id: str) -> None:
-    url = f"{plan.url('video-worker')}/job/{job_id}"
-    for _ in range(1200):
-        async with http.get(url) as resp:
-            view = await resp.json()
-        if view["status"] == "finished" and view["statistic"]["posts_pending"] == 0:
-            return
-        await asyncio.sleep(0.2)
-    raise SystemExit(f"the warm-up job did not finish: {view}")
 
 
 def report(args: argparse.Namespace, results: dict[str, Any], base: dict[int, tuple[float, float, float]],

@@ -8,7 +8,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from facerouter.stack.demo import DemoPlan, demo_people, free_ports, make_video, populate, write_configs
+from facerouter.stack.demo import (DemoPlan, demo_people, free_ports, make_video, populate, wait_job_finished,
+                                   write_configs)
 from facerouter.stack.supervisor import Supervisor
 
 
@@ -19,22 +20,13 @@ async def test_demo_video_through_the_whole_stack(tmp_path: Path, models_dir: Pa
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, make_video, people, plan.video, models_dir)
     sup = Supervisor(write_configs(plan), plan.dir)
-    runner = asyncio.create_task(sup.run())
+    runner = sup.start()
     try:
-        up = asyncio.create_task(sup.up.wait())
-        await asyncio.wait({up, runner}, timeout=180, return_when=asyncio.FIRST_COMPLETED)
-        assert sup.up.is_set(), "the stack did not come up"
+        await sup.wait_up(180)
         names = await populate(plan, people)
         assert sorted(names.values()) == sorted(people.enroll)
+        await wait_job_finished(plan, plan.camera, 120)
         async with aiohttp.ClientSession() as http:
-            job_url = f"{plan.url('video-worker')}/job/{plan.camera}"
-            for _ in range(240):
-                async with http.get(job_url) as resp:
-                    job = await resp.json()
-                if job["status"] == "finished" and job["statistic"]["posts_pending"] == 0:
-                    break
-                await asyncio.sleep(0.5)
-            assert job["status"] == "finished", job
             async with http.get(plan.url("facerouter") + "/v1/entries", params={"limit": 100}) as resp:
                 body = await resp.json()
         camera = [e for e in body["results"] if e["cam_id"] == plan.camera]

@@ -185,6 +185,23 @@ async def populate(plan: DemoPlan, people: DemoPeople) -> dict[str, str]:
     return names
 
 
+async def wait_job_finished(plan: DemoPlan, job_id: str, timeout: float = 300.0) -> dict[str, Any]:
+    """Poll the worker until a single-pass job finished and delivered every post; returns its view."""
+    import aiohttp
+
+    url = f"{plan.url('video-worker')}/job/{job_id}"
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+        while True:
+            async with http.get(url) as resp:
+                view: dict[str, Any] = await resp.json()
+            if view["status"] == "finished" and view["statistic"]["posts_pending"] == 0:
+                return view
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"job {job_id} did not finish in {timeout:g} s: {view}")
+            await asyncio.sleep(0.2)
+
+
 def _read_names(plan: DemoPlan) -> dict[str, str]:
     path = plan.dir / "people.yaml"
     return dict(yaml.safe_load(path.read_text()) or {}) if path.exists() else {}

@@ -31,16 +31,11 @@ async def run_demo(directory: Path, out: TextIO) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
-    runner = asyncio.create_task(sup.run())
+    runner = sup.start()
     try:
         out.write(f"starting sfapi, facerouter and video-worker (logs in {plan.dir / 'log'})...\n")
         out.flush()
-        up = asyncio.create_task(sup.up.wait())
-        await asyncio.wait({up, runner}, return_when=asyncio.FIRST_COMPLETED)
-        if runner.done():
-            up.cancel()
-            await runner  # raises the start-up error
-            return 1
+        await sup.wait_up()
         names = await populate(plan, people)
         out.write(
             f"\nenrolled: {', '.join(sorted(people.enroll))}; also on camera, not enrolled: "

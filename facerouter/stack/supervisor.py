@@ -62,6 +62,26 @@ class Supervisor:
         self.children = [Child(s, backoff=cfg.restart.initial_backoff_s) for s in cfg.services]
         self._stopping = asyncio.Event()
         self.up = asyncio.Event()  # set once every service answered its health check
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> "asyncio.Task[None]":
+        """Run the stack in a background task (``stop()`` then await the task to end it)."""
+        self._task = asyncio.create_task(self.run())
+        return self._task
+
+    async def wait_up(self, timeout: float | None = None) -> None:
+        """Return once every service is healthy; raise the start-up error if the stack ended first,
+        or :class:`StackError` after ``timeout`` seconds."""
+        assert self._task is not None, "call start() first"
+        up = asyncio.create_task(self.up.wait())
+        await asyncio.wait({up, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if self.up.is_set():
+            return
+        up.cancel()
+        if self._task.done():
+            self._task.result()  # the start-up error
+            raise StackError("the stack stopped while starting")
+        raise StackError(f"the stack was not up after {timeout:g} s")
 
     async def run(self) -> None:
         """Start everything, supervise until ``stop()``, then stop everything."""
