@@ -211,7 +211,7 @@ def entry_line(entry: dict[str, Any], names: dict[str, str]) -> str:
     who = names.get(entry.get("pid") or "", (entry.get("pid") or "-")[:8])
     sex = {0: "male", 1: "female"}.get(entry.get("sex"), "-")
     conf = entry.get("confidence")
-    return (f"{str(entry.get('created', ''))[11:19]:<9}{entry.get('cam_id') or '-':<10}{entry['result']:<7}"
+    return (f"{str(entry.get('created', ''))[11:19]:<9}{entry.get('cam_id') or 'upload':<10}{entry['result']:<7}"
             f"{who:<16}{'-' if conf is None else f'{conf:5.1f}':>6}  {entry.get('age') or '-':>3}  {sex:<7}"
             f"{entry.get('mood') or '-'}")
 

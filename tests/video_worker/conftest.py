@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 import aiohttp
+import av
+import cv2
+import numpy as np
 import pytest
 from aiohttp import web
 
@@ -169,3 +176,110 @@ def long_clip(patches: dict[str, Any], clip_dir: Path) -> Path:
     """The people scene played 5 times (20 s), with a key frame every second (RTSP tests)."""
     scene = clips.people_scene()
     return clips.encode(scene, patches, clip_dir / "people-20s.mp4", loops=5, gop=scene.fps)
+
+
+# --- short clips for the per-camera settings (tests/video_worker/test_settings.py) -----------------
+
+def encode_frames(frames: Any, fps: int, path: Path, gop: int | None = None) -> Path:
+    """Encode RGB ``frames`` (an iterable of (h, w, 3) uint8, even sides) as an H.264 MP4 at ``fps``,
+    the way :func:`video_worker.clips.encode` does, for clips that are not a plain scene."""
+    tmp = path.with_name(path.name + ".part.mp4")
+    with av.open(str(tmp), "w") as out:
+        stream = None
+        for i, rgb in enumerate(frames):
+            if stream is None:
+                stream = out.add_stream("libx264", rate=fps)
+                stream.height, stream.width = rgb.shape[:2]
+                stream.pix_fmt = "yuv420p"
+                stream.time_base = Fraction(1, fps)
+                stream.options = {"crf": "23", "preset": "veryfast", "bf": "0", "g": str(gop or fps * 2)}
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        assert stream is not None, "no frames"
+        for packet in stream.encode():
+            out.mux(packet)
+    tmp.replace(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def short_scene() -> clips.Scene:
+    """2 s of 640x360 at 25 fps, one track each: obama walks along the top row the whole clip,
+    biden is bottom left for the first 1.2 s, kit comes in bottom right at 0.4 s and stays (the
+    people scene's patches and speeds, cut short)."""
+    return clips.Scene((640, 360), 25, 50, 140, (
+        clips.Appearance("obama", 0, 50, (10, 10), (250, 10)),
+        clips.Appearance("biden", 0, 30, (10, 210), (60, 210)),
+        clips.Appearance("kit", 10, 50, (490, 210), (400, 210)),
+    ))
+
+
+@pytest.fixture(scope="session")
+def short_clip(short_scene: clips.Scene, patches: dict[str, Any], clip_dir: Path) -> Path:
+    return clips.encode(short_scene, patches, clip_dir / "people-2s.mp4")
+
+
+@pytest.fixture(scope="session")
+def rotated_clip(short_scene: clips.Scene, patches: dict[str, Any], clip_dir: Path) -> Callable[[int], Path]:
+    """``rotated_clip(rot)``: the short clip with every frame turned ``rot`` degrees counter-clockwise,
+    as a camera mounted on its side records it (the job's ``rot: <rot>`` turns it upright again)."""
+    made: dict[int, Path] = {}
+
+    def make(rot: int) -> Path:
+        if rot not in made:
+            frames = (np.ascontiguousarray(np.rot90(clips.render(short_scene, patches, i), rot // 90))
+                      for i in range(short_scene.frames))
+            made[rot] = encode_frames(frames, short_scene.fps, clip_dir / f"people-2s-rot{rot}.mp4")
+        return made[rot]
+
+    return make
+
+
+#: the two people of :func:`sizes_clip`: a big face left of x = 320, a small one right of it
+SIZES = {"big": ("obama", 200, (30, 80), (110, 80)), "small": ("kit", 96, (420, 130), (500, 130))}
+
+
+@pytest.fixture(scope="session")
+def sizes_clip(patches: dict[str, Any], clip_dir: Path) -> Path:
+    """2 s of 640x360: a big face (~95 px, quality ~0.65) on the left, a small one (~46 px, quality
+    ~0.25) on the right, both there the whole clip (one track each)."""
+    faces = {name: cv2.resize(patches[person], (side, side), interpolation=cv2.INTER_AREA)
+             for name, (person, side, _, _) in SIZES.items()}
+    scene = clips.Scene((640, 360), 25, 50, 200, tuple(
+        clips.Appearance(name, 0, 50, xy0, xy1) for name, (_, _, xy0, xy1) in SIZES.items()))
+    return clips.encode(scene, faces, clip_dir / "sizes-2s.mp4")
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate and key for 127.0.0.1 (made with the openssl command)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command")
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.fixture
+async def local_https(tls_files: tuple[Path, Path]) -> AsyncIterator[Callable[[web.Application], Any]]:
+    """``local_http`` over TLS (self-signed): ``await local_https(app) -> "https://127.0.0.1:<port>"``."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(*tls_files)
+    runners: list[web.AppRunner] = []
+
+    async def serve(app: web.Application) -> str:
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
+        await site.start()
+        runners.append(runner)
+        return f"https://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+
+    yield serve
+    for runner in reversed(runners):
+        await runner.cleanup()
