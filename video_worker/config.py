@@ -39,7 +39,8 @@ class CameraSettings(StrictModel):
     rot: Literal[0, 90, 180, 270] = 0
     #: region analysed, [x1, y1, x2, y2] in (rotated) frame pixels; null: the whole frame
     roi: tuple[int, int, int, int] | None = None
-    #: smallest and largest face side (pixels) posted; smaller faces are not even searched for
+    #: smallest and largest face side (pixels) posted; the detector's pyramid starts near the minimum,
+    #: so much smaller faces cost nothing (some a little smaller are still found, then filtered)
     filter_min_size: int = Field(60, ge=12, le=8192)
     filter_max_size: int = Field(8192, ge=12, le=16384)
     #: lowest quality (0..1: detector score x size x pose x sharpness) of a face that is posted

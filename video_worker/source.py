@@ -85,7 +85,7 @@ class VideoSource:
         try:
             self._container = av.open(url, format=fmt, options=options,
                                       timeout=(self.cfg.open_timeout_s, self.cfg.read_timeout_s))
-        except (av.FFmpegError, OSError) as exc:
+        except (av.FFmpegError, OSError, ValueError) as exc:  # ValueError: a format FFmpeg lacks
             raise SourceOpenError(f"cannot open {self.url}: {exc}") from exc
         try:
             self._stream = self._container.streams.video[0]
