@@ -16,8 +16,6 @@ from sfapi.errors import ConfigError
 CHILD = textwrap.dedent('''
     import http.server, os, pathlib, signal, sys, threading
     port, marker, crash_once, events = int(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
-    with open(events, "a") as f:
-        f.write(f"start {marker.name}\\n")
     class H(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
             self.send_response(200); self.end_headers(); self.wfile.write(b"ok")
@@ -28,6 +26,8 @@ CHILD = textwrap.dedent('''
             f.write(f"stop {marker.name}\\n")
         os._exit(0)
     signal.signal(signal.SIGTERM, term)
+    with open(events, "a") as f:  # once SIGTERM is handled: the test may stop us right after
+        f.write(f"start {marker.name}\\n")
     if crash_once and not marker.exists():
         marker.write_text("crashed")
         threading.Timer(0.3, lambda: os._exit(3)).start()
