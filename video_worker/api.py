@@ -5,8 +5,8 @@
 * ``GET /jobs``: ``[job, ...]``; ``GET /job/{id}``: the job; ``DELETE /job/{id}``: 204;
   ``POST /job/{id}/restart``: the job, restarted.
 * A job: ``{"id", "stream_url", "labels", "router_url", "single_pass", "settings", "status",
-  "status_msg", "statistic": {frames_decoded, frames_analysed, frames_dropped, faces_detected,
-  tracks, faces_posted, posts_rejected, posts_failed, posts_spooled, posts_dropped,
+  "status_msg", "statistic": {frames_decoded, frames_analysed, frames_dropped, frames_skipped_motion,
+  faces_detected, tracks, faces_posted, posts_rejected, posts_failed, posts_spooled, posts_dropped,
   processed_duration, reconnects, decode_fps, last_error, posts_pending, spool_bytes},
   "worker_id"}``.
 * ``GET /healthz``: 200 ``{"status": "ok", ...}`` (503 while stopping); ``GET /metrics``.

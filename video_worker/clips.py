@@ -121,6 +121,35 @@ def people_scene(size: Sequence[int] = (640, 360), fps: int = 25, seconds: float
     ))
 
 
+def walk_in_scene(size: Sequence[int] = (640, 360), fps: int = 25) -> Scene:
+    """14 s for the motion gate: nobody for 3 s; ``obama`` walks in from the left edge (3 - 5.4 s),
+    stands still in the middle for 1.6 s (longer than the 1 s miss interval), walks slowly out to
+    the right (7 - 11 s); nobody for the last 3 s. Expected tracks: obama 1."""
+    w, h = size
+    p = h * 140 // 360
+    mid, y = (w - p) // 2, (h - p) // 2
+    return Scene((w, h), fps, 14 * fps, p, (
+        Appearance("obama", 3 * fps, int(5.4 * fps), (-p, y), (mid, y)),
+        Appearance("obama", int(5.4 * fps), 7 * fps, (mid, y), (mid, y)),
+        Appearance("obama", 7 * fps, 11 * fps, (mid, y), (w, y)),
+    ))
+
+
+def sparse_scene(size: Sequence[int] = (1920, 1080), fps: int = 25, seconds: float = 20.0) -> Scene:
+    """People present a quarter of the time (the motion gate's bench): ``obama`` walks in from the
+    left along the top row over [0.15, 0.275) of the clip; ``biden`` (bottom row, from the right) and
+    ``kit`` (top row, from the left) walk in over [0.6, 0.725); nobody the rest of the time."""
+    w, h = size
+    n = int(fps * seconds)
+    p = h * 140 // 360
+    a0, a1, b0, b1 = (int(n * f) for f in (0.15, 0.275, 0.6, 0.725))
+    return Scene((w, h), fps, n, p, (
+        Appearance("obama", a0, a1, (-p // 2, 10), (w // 2, 10)),
+        Appearance("biden", b0, b1, (w - p // 2, h - p - 10), (w // 2 - p, h - p - 10)),
+        Appearance("kit", b0, b1, (-p // 2, 10), (w // 2 - p, 10)),
+    ))
+
+
 PHOTOS = {"obama": "faces/obama/img1.jpg", "biden": "faces/biden/img1.jpg",
           "kit": "faces/kit_harington/img1.jpg"}
 

@@ -70,6 +70,13 @@ class CameraSettings(StrictModel):
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
     #: extra FFmpeg demuxer/protocol options, e.g. {probesize: "32768"}
     ffmpeg_params: dict[str, str] = {}
+    #: motion gate (:mod:`video_worker.motion`): a sampled frame is analysed only when the fraction
+    #: (0..1) of a 64x36 grey thumbnail (of the roi) that changed since the last analysed frame is
+    #: above this, a track is live, or ``motion_gate_max_skip_s`` passed; e.g. 0.005. 0: off
+    imotion_threshold: float = Field(0.0, ge=0.0, le=1.0)
+    #: with the gate on, analyse at least one sampled frame this often (stream seconds), so a face
+    #: standing still in view is still found; 0: only motion and live tracks wake the detector
+    motion_gate_max_skip_s: float = Field(2.0, ge=0.0)
 
     @model_validator(mode="after")
     def _check(self) -> "CameraSettings":

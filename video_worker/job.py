@@ -2,12 +2,15 @@
 
 * The **decode thread** opens the stream (:class:`VideoSource`), decodes every frame, keeps the
   frames due at ``detect_fps`` (by stream time), converts only those to RGB, and hands them to the
-  pipeline through a bounded channel. A live stream drops a sampled frame when the pipeline is
+  pipeline through a bounded channel. With the motion gate on (``imotion_threshold`` > 0) it hands
+  over the decoded frame with its grey thumbnail instead; the pipeline converts it only if the gate
+  lets it through (:mod:`video_worker.motion`). A live stream drops a sampled frame when the pipeline is
   behind (counted) unless ``disable_drops``; a file waits instead. After an error or a stall it
   reconnects with exponential back-off, ending the live tracks (a discontinuity); a file starts
   over at its end unless ``single_pass``.
-* The **pipeline task** (event loop) awaits each frame's analysis on the shared detector's thread
-  pool and queues the resulting posts in the camera's :class:`Outbox`.
+* The **pipeline task** (event loop) applies the motion gate (it knows the live tracks of every frame
+  analysed before, so the decision does not depend on timing), awaits each frame's analysis on the
+  shared detector's thread pool and queues the resulting posts in the camera's :class:`Outbox`.
 """
 from __future__ import annotations
 
@@ -18,16 +21,20 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from video_worker.analysis import AnalysisFrame, CameraAnalyzer
+import av
+import numpy as np
+
+from video_worker.analysis import AnalysisFrame, AnalysisResult, CameraAnalyzer
 from video_worker.config import CameraSettings, JobSpec, SourceSection
 from video_worker.delivery import Outbox
 from video_worker.detector import SharedDetector
 from video_worker.errors import SourceError
 from video_worker.metrics import WorkerMetrics
+from video_worker.motion import MotionGate, thumbnail
 from video_worker.posts import Post
 from video_worker.source import VideoSource, to_rgb
 
-__all__ = ["CameraJob", "JobStats", "Sampler"]
+__all__ = ["CameraJob", "GatedFrame", "JobStats", "Sampler"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +50,7 @@ class JobStats:
     frames_decoded: int = 0
     frames_analysed: int = 0
     frames_dropped: int = 0
+    frames_skipped_motion: int = 0
     faces_detected: int = 0
     tracks: int = 0
     faces_posted: int = 0
@@ -54,6 +62,21 @@ class JobStats:
     reconnects: int = 0
     decode_fps: float = 0.0
     last_error: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class GatedFrame:
+    """A sampled frame waiting for the motion gate: not converted yet, with its grey thumbnail."""
+
+    frame_no: int
+    t: float
+    timestamp: float
+    frame: av.VideoFrame
+    thumb: np.ndarray
+
+    def to_analysis(self, rot: int) -> AnalysisFrame:
+        """The frame converted to RGB for analysis (on the detector's pool)."""
+        return AnalysisFrame(self.frame_no, self.t, self.timestamp, to_rgb(self.frame, rot))
 
 
 class Sampler:
@@ -102,6 +125,8 @@ class CameraJob:
         self._loop = asyncio.get_running_loop()
         self._thread: threading.Thread | None = None
         self._pipeline: asyncio.Task[None] | None = None
+        self._gate = (MotionGate(settings.imotion_threshold, settings.motion_gate_max_skip_s)
+                      if settings.imotion_threshold > 0 else None)
 
     # --- life cycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -183,7 +208,11 @@ class CameraJob:
                         if not sampler.take(t, src.fps):
                             continue
                         ts = base_ts + t if s.use_stream_timestamp else time.time()
-                        item = AnalysisFrame(frame_no, t, ts, to_rgb(raw.frame, s.rot))
+                        item: AnalysisFrame | GatedFrame
+                        if self._gate is not None:
+                            item = GatedFrame(frame_no, t, ts, raw.frame, thumbnail(raw.frame, s.rot, s.roi))
+                        else:
+                            item = AnalysisFrame(frame_no, t, ts, to_rgb(raw.frame, s.rot))
                         self._hand_over(item, droppable=not src.is_file and not s.disable_drops)
                 except SourceError as exc:
                     error = exc
@@ -254,9 +283,16 @@ class CameraJob:
                 break
             if item is _SEGMENT_END:
                 await self._queue_posts(await loop.run_in_executor(pool, self.analyzer.finish))
+                if self._gate is not None:
+                    self._gate.reset()
+                continue
+            if isinstance(item, GatedFrame) and not self._gate_lets_through(item):
                 continue
             try:
-                result = await loop.run_in_executor(pool, self.analyzer.process, item)
+                if isinstance(item, GatedFrame):
+                    result = await loop.run_in_executor(pool, self._analyse_gated, item)
+                else:
+                    result = await loop.run_in_executor(pool, self.analyzer.process, item)
             except Exception as exc:
                 log.exception("job %s: analysis of frame %d failed", self.id, item.frame_no)
                 self.stats.last_error = f"analysis: {type(exc).__name__}: {exc}"
@@ -276,6 +312,20 @@ class CameraJob:
         await self._queue_posts(await loop.run_in_executor(pool, self.analyzer.finish))
         if self.status == "finished":  # every frame analysed and every post queued
             self.finished.set()
+
+    def _gate_lets_through(self, item: GatedFrame) -> bool:
+        """The motion gate's decision (tracks are those left by the frames analysed before);
+        a skipped frame is counted and its slot freed."""
+        assert self._gate is not None
+        if self._gate.analyse(item.thumb, item.t, bool(self.analyzer.tracker.live)):
+            return True
+        self._slots.release()
+        self.stats.frames_skipped_motion += 1
+        self.metrics.frames_skipped_motion.labels(self.id).inc()
+        return False
+
+    def _analyse_gated(self, item: GatedFrame) -> AnalysisResult:
+        return self.analyzer.process(item.to_analysis(self.settings.rot))
 
     async def _queue_posts(self, posts: list[Post]) -> None:
         for post in posts:

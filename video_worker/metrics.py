@@ -4,6 +4,7 @@ Per camera (label ``camera``, the job id):
 
 * ``video_worker_frames_decoded_total``, ``video_worker_frames_analysed_total``,
   ``video_worker_frames_dropped_total`` (live frames analysis could not keep up with),
+  ``video_worker_frames_skipped_motion_total`` (sampled frames the motion gate let pass unanalysed),
   ``video_worker_decode_fps`` (decoded frames per second over the last few seconds);
 * ``video_worker_detect_seconds`` (histogram), ``video_worker_faces_total``,
   ``video_worker_tracks_total``;
@@ -35,6 +36,9 @@ class WorkerMetrics:
         self.frames_dropped = Counter("video_worker_frames_dropped",
                                       "Sampled frames dropped because analysis fell behind", ["camera"],
                                       registry=reg)
+        self.frames_skipped_motion = Counter("video_worker_frames_skipped_motion",
+                                             "Sampled frames not analysed: no motion, no live track",
+                                             ["camera"], registry=reg)
         self.decode_fps = Gauge("video_worker_decode_fps", "Frames decoded per second (recent)", ["camera"],
                                 registry=reg)
         self.detect_seconds = Histogram("video_worker_detect_seconds", "Detection time of one frame",
@@ -53,7 +57,8 @@ class WorkerMetrics:
 
     def forget(self, camera: str) -> None:
         """Drop every series of a deleted camera."""
-        for metric in (self.frames_decoded, self.frames_analysed, self.frames_dropped, self.decode_fps,
+        for metric in (self.frames_decoded, self.frames_analysed, self.frames_dropped,
+                       self.frames_skipped_motion, self.decode_fps,
                        self.detect_seconds, self.faces, self.tracks, self.spool_bytes, self.spool_posts,
                        self.reconnects, self.job_up):
             try:

@@ -283,3 +283,19 @@ async def local_https(tls_files: tuple[Path, Path]) -> AsyncIterator[Callable[[w
     yield serve
     for runner in reversed(runners):
         await runner.cleanup()
+
+
+# --- clips of the motion gate (tests/video_worker/test_motion.py) ----------------------------------
+
+@pytest.fixture(scope="session")
+def walk_in_clip(patches: dict[str, Any], clip_dir: Path) -> tuple[Path, clips.Scene]:
+    """14 s of 640x360: 3 s of nobody, obama walks in, stands still 1.6 s, walks out, 3 s of nobody."""
+    scene = clips.walk_in_scene()
+    return clips.encode(scene, patches, clip_dir / "walk-in-14s.mp4"), scene
+
+
+@pytest.fixture(scope="session")
+def still_clip(patches: dict[str, Any], clip_dir: Path) -> tuple[Path, clips.Scene]:
+    """4 s of 640x360: nobody for 0.6 s, then obama appears in the middle and stands still to the end."""
+    scene = clips.Scene((640, 360), 25, 100, 140, (clips.Appearance("obama", 15, 100, (250, 110), (250, 110)),))
+    return clips.encode(scene, patches, clip_dir / "still-4s.mp4"), scene
