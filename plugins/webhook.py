@@ -16,17 +16,14 @@ The event::
 """
 from __future__ import annotations
 
-import asyncio
 import base64
-import json
 import logging
 from typing import Any, Literal, Mapping
 
-import aiohttp
 import tornado.web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from facerouter.errors import PluginError
+from facerouter.delivery import DeliverySettings, JsonDelivery
 from facerouter.objects import DetectFace
 from facerouter.plugin import FrHTTPRequest
 from sfapi.client import SFApiError, filters
@@ -34,24 +31,14 @@ from sfapi.client import SFApiError, filters
 log = logging.getLogger(__name__)
 
 
-class WebhookConfig(BaseModel):
-    """The ``webhook:`` section."""
+class WebhookConfig(DeliverySettings):
+    """The ``webhook:`` section: delivery settings plus what each event carries."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    urls: list[str] = []
     features: list[Literal["gender", "age", "emotions"]] = ["gender", "age", "emotions"]
     #: gallery searched for the best match (none: no match lookup)
     gallery: str | None = None
     threshold: float = Field(0.7, ge=0, le=1)
     include_image: bool = True
-    headers: dict[str, str] = {}
-    timeout_s: float = Field(5.0, gt=0)
-    retries: int = Field(3, ge=0, le=100)
-    backoff_s: float = Field(0.5, ge=0)
-    queue_size: int = Field(1000, ge=1)
-    workers: int = Field(2, ge=1, le=64)
-    drain_timeout_s: float = Field(5.0, ge=0)
 
 
 config_model = WebhookConfig
@@ -64,10 +51,7 @@ class Webhook:
         self.ctx = ctx
         self.name = name
         self.config: WebhookConfig = ctx.config
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self.config.queue_size)
-        self.stats = {"delivered": 0, "failed": 0, "retried": 0, "dropped": 0}
-        self._workers: list[asyncio.Task[None]] = []
-        self._session: aiohttp.ClientSession | None = None
+        self.delivery = JsonDelivery(self.config, name)
         if not self.config.urls:
             log.warning("%s: no urls configured; events are not sent", name)
 
@@ -84,21 +68,7 @@ class Webhook:
         event = self._event(request.params, bbox, event_id, detection)
         if self.config.gallery and detection.id is not None:
             event["match"] = await self._best_match(detection)
-        self.enqueue(event)
-
-    def enqueue(self, event: dict[str, Any]) -> None:
-        """Queue one JSON event (with an ``event_id`` key) for delivery to every URL.
-
-        Public so that other plugins (``persons``) reuse the delivery with retry. Raises
-        :class:`PluginError` when the queue is full.
-        """
-        self._start_workers()
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self.stats["dropped"] += 1
-            raise PluginError(self.name, f"queue full ({self.config.queue_size} events); event "
-                              f"{event['event_id']} not sent") from None
+        self.delivery.enqueue(event)
 
     def _event(self, params: Any, bbox: list[list[float]], event_id: int,
                detection: DetectFace) -> dict[str, Any]:
@@ -131,69 +101,13 @@ class Webhook:
         return {"gallery": hit.id.gallery, "face": hit.id.face, "confidence": hit.confidence,
                 "meta": hit.meta, "features": hit.features}
 
-    # --- delivery ----------------------------------------------------------------------------
-
-    def _start_workers(self) -> None:
-        if self._workers:
-            return
-        self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=self.config.timeout_s))
-        self._workers = [asyncio.create_task(self._worker(), name=f"{self.name}-{i}")
-                         for i in range(self.config.workers)]
-
-    async def _worker(self) -> None:
-        while True:
-            event = await self.queue.get()
-            try:
-                body = json.dumps(event).encode("utf-8")
-                for url in self.config.urls:
-                    await self._deliver(url, body, event["event_id"])
-            finally:
-                self.queue.task_done()
-
-    async def _deliver(self, url: str, body: bytes, event_id: str) -> None:
-        assert self._session is not None
-        headers = {"Content-Type": "application/json", **self.config.headers}
-        for attempt in range(self.config.retries + 1):
-            if attempt:
-                self.stats["retried"] += 1
-                await asyncio.sleep(self.config.backoff_s * 2 ** (attempt - 1))
-            try:
-                async with self._session.post(url, data=body, headers=headers) as resp:
-                    await resp.read()
-                    if resp.status < 300:
-                        self.stats["delivered"] += 1
-                        return
-                    problem = f"HTTP {resp.status}"
-                    if resp.status < 500 and resp.status != 429:
-                        break  # the receiver refuses this event: retrying will not help
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            log.info("%s: event %s to %s: %s (attempt %d)", self.name, event_id, url, problem,
-                     attempt + 1)
-        self.stats["failed"] += 1
-        log.warning("%s: event %s not delivered to %s: %s", self.name, event_id, url, problem)
-
     async def shutdown(self) -> None:
-        """Deliver what is queued (at most ``drain_timeout_s``), then stop the workers."""
-        try:
-            if self._workers and not self.queue.empty():
-                try:
-                    await asyncio.wait_for(self.queue.join(), self.config.drain_timeout_s)
-                except TimeoutError:
-                    log.warning("%s: %d event(s) still queued at shutdown are lost", self.name,
-                                self.queue.qsize())
-        finally:
-            for task in self._workers:
-                task.cancel()
-            await asyncio.gather(*self._workers, return_exceptions=True)
-            if self._session is not None:
-                await self._session.close()
+        """Deliver what is queued (at most ``drain_timeout_s``), then stop."""
+        await self.delivery.shutdown()
 
     def status(self) -> dict[str, Any]:
         """Queue depth and delivery counters."""
-        return {"queued": self.queue.qsize(), "queue_size": self.config.queue_size,
-                "urls": len(self.config.urls), **self.stats}
+        return self.delivery.status()
 
 
 class StatusHandler(tornado.web.RequestHandler):

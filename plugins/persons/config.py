@@ -12,6 +12,8 @@ from typing import Literal
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from facerouter.delivery import DeliverySettings
+
 __all__ = ["PersonsConfig", "ThresholdsConfig", "GatesConfig", "WebhookSubscription", "RESULTS",
            "default_data_dir"]
 
@@ -61,10 +63,9 @@ class GatesConfig(BaseModel):
     max_roll: float = Field(25.0, gt=0, le=90)
 
 
-class WebhookSubscription(BaseModel):
-    """One webhook receiver group for new entries, filtered by result and source name."""
-
-    model_config = ConfigDict(extra="forbid")
+class WebhookSubscription(DeliverySettings):
+    """One webhook receiver group for new entries, filtered by result and source name; delivery
+    settings (urls, headers, retries, queue...) as the built-in ``webhook`` plugin's."""
 
     urls: list[str] = Field(min_length=1)
     #: results sent (empty: every result)
@@ -72,13 +73,6 @@ class WebhookSubscription(BaseModel):
     #: source names sent (empty: every source)
     sources: list[str] = []
     include_images: bool = False
-    headers: dict[str, str] = {}
-    timeout_s: float = Field(5.0, gt=0)
-    retries: int = Field(3, ge=0, le=100)
-    backoff_s: float = Field(0.5, ge=0)
-    queue_size: int = Field(1000, ge=1)
-    workers: int = Field(2, ge=1, le=64)
-    drain_timeout_s: float = Field(5.0, ge=0)
 
 
 class PersonsConfig(BaseModel):

@@ -1,9 +1,9 @@
 """Webhooks for new entries, filtered by result and source, delivered with retry.
 
 Delivery (bounded queue, background workers, retries on connection errors, 429 and 5xx with
-exponential back-off, drain at shutdown) is the built-in ``webhook`` plugin's :class:`Webhook`,
-reused here: this module loads ``plugins/webhook.py`` (the sibling of this package) and builds one
-``Webhook`` per ``webhooks`` subscription of the config. The event sent::
+exponential back-off, drain at shutdown) is :class:`facerouter.delivery.JsonDelivery`, the same
+as the built-in ``webhook`` plugin's: one per ``webhooks`` subscription of the config. The event
+sent::
 
     {"event_id": "<entry id>", "type": "entry", "entry": {<the entry as GET /entries/{id}>},
      "images": {"face": "<base64>", "photo": "<base64>"}}      # include_images: true
@@ -11,38 +11,16 @@ reused here: this module loads ``plugins/webhook.py`` (the sibling of this packa
 from __future__ import annotations
 
 import base64
-import importlib.util
 import logging
-import sys
-from pathlib import Path
-from types import ModuleType, SimpleNamespace
 from typing import Any
+
+from facerouter.delivery import JsonDelivery
 
 from .config import WebhookSubscription
 
-__all__ = ["EntryWebhooks", "load_webhook_module"]
+__all__ = ["EntryWebhooks"]
 
 log = logging.getLogger(__name__)
-
-_ROUTER_MODULE = "facerouter_plugin_webhook"   # the name facerouter's loader gives webhook.py
-_OWN_MODULE = "facerouter_persons_webhook"
-
-
-def load_webhook_module() -> ModuleType:
-    """The built-in webhook plugin's module (the router's copy when loaded, else our own)."""
-    path = (Path(__file__).resolve().parent.parent / "webhook.py")
-    for name in (_ROUTER_MODULE, _OWN_MODULE):
-        module = sys.modules.get(name)
-        if module is not None and Path(getattr(module, "__file__", "")).resolve() == path:
-            return module
-    if not path.is_file():
-        raise ImportError(f"persons webhooks need the built-in webhook plugin at {path}")
-    spec = importlib.util.spec_from_file_location(_OWN_MODULE, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[_OWN_MODULE] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 class EntryWebhooks:
@@ -50,18 +28,8 @@ class EntryWebhooks:
 
     def __init__(self, plugin_name: str, subscriptions: list[WebhookSubscription]) -> None:
         self.subscriptions = subscriptions
-        self._senders: list[Any] = []
-        if not subscriptions:
-            return
-        module = load_webhook_module()
-        for i, sub in enumerate(subscriptions):
-            cfg = module.WebhookConfig(urls=sub.urls, features=[], include_image=False,
-                                       headers=sub.headers, timeout_s=sub.timeout_s,
-                                       retries=sub.retries, backoff_s=sub.backoff_s,
-                                       queue_size=sub.queue_size, workers=sub.workers,
-                                       drain_timeout_s=sub.drain_timeout_s)
-            self._senders.append(module.Webhook(SimpleNamespace(config=cfg),
-                                                f"{plugin_name}.webhooks[{i}]"))
+        self._senders = [JsonDelivery(sub, f"{plugin_name}.webhooks[{i}]")
+                         for i, sub in enumerate(subscriptions)]
 
     def publish(self, entry: dict[str, Any], images: dict[str, bytes]) -> None:
         """Queue ``entry`` for every subscription whose result and source filters match it."""
