@@ -128,20 +128,31 @@ async def server(start_server: StartServer) -> Server:
 LocalServer = Callable[[web.Application], Any]
 
 
+class LocalServers:
+    """aiohttp apps served on 127.0.0.1 port 0 (over TLS with ``ssl_context``); ``close`` stops them."""
+
+    def __init__(self, ssl_context: Any = None) -> None:
+        self._ssl = ssl_context
+        self._runners: list[web.AppRunner] = []
+
+    async def serve(self, app: web.Application) -> str:
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self._ssl)
+        await site.start()
+        self._runners.append(runner)
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return f"{'https' if self._ssl else 'http'}://127.0.0.1:{port}"
+
+    async def close(self) -> None:
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+
+
 @pytest.fixture
 async def local_http() -> AsyncIterator[LocalServer]:
     """Serve an aiohttp app on 127.0.0.1 port 0 (a webhook receiver, an image origin...); returns
     ``await local_http(app) -> "http://127.0.0.1:<port>"``; everything is cleaned up after the test."""
-    runners: list[web.AppRunner] = []
-
-    async def serve(app: web.Application) -> str:
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        return f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-
-    yield serve
-    for runner in reversed(runners):
-        await runner.cleanup()
+    servers = LocalServers()
+    yield servers.serve
+    await servers.close()

@@ -132,6 +132,15 @@ class ApiHandler(tornado.web.RequestHandler):
                            value=data[:8])
         return data
 
+    def photo_and_source(self) -> tuple[bytes, Any]:
+        """The multipart upload of a person's photo: parts ``image`` and ``source`` (name or id)."""
+        files, fields = self.form(("image", "source"))
+        image = self.image(files, fields)
+        if "source" not in fields:
+            raise BadParam("part 'source' (a source name or id) is missing", param="source",
+                           value=None)
+        return image, self.plugin.sources.resolve(fields["source"])
+
     @staticmethod
     def pid_arg(text: str) -> str:
         """A pid from the path."""

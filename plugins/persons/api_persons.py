@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 from .api_base import ApiHandler
-from .errors import BadParam
 from .params import parse_uuid
 
 __all__ = ["PersonsHandler", "PersonHandler", "ReinitPhotoHandler", "ReinitEntryHandler"]
@@ -29,12 +28,7 @@ class PersonsHandler(ApiHandler):
 
     async def post(self) -> None:
         self.query(())
-        files, fields = self.form(("image", "source"))
-        image = self.image(files, fields)
-        if "source" not in fields:
-            raise BadParam("part 'source' (a source name or id) is missing", param="source",
-                           value=None)
-        src = self.plugin.sources.resolve(fields["source"])
+        image, src = self.photo_and_source()
         pid, entry = await self.plugin.uploads.create(image, src)
         self.send({"pid": pid, "entry": entry}, 201)
 
@@ -59,12 +53,7 @@ class ReinitPhotoHandler(ApiHandler):
     async def post(self, pid: str) -> None:
         self.query(())
         person = self.pid_arg(pid)
-        files, fields = self.form(("image", "source"))
-        image = self.image(files, fields)
-        if "source" not in fields:
-            raise BadParam("part 'source' (a source name or id) is missing", param="source",
-                           value=None)
-        src = self.plugin.sources.resolve(fields["source"])
+        image, src = self.photo_and_source()
         entry = await self.plugin.uploads.reinit_from_photo(person, image, src)
         self.send({"pid": person, "entry": entry})
 

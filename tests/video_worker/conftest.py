@@ -22,6 +22,7 @@ import pytest
 from aiohttp import web
 
 from sfapi.configfile import validate
+from tests.conftest import LocalServers
 from tests.facerouter.conftest import fake_sfapi, start_router  # noqa: F401 - fixtures reused
 from video_worker import clips
 from video_worker.app import Worker
@@ -270,19 +271,9 @@ async def local_https(tls_files: tuple[Path, Path]) -> AsyncIterator[Callable[[w
     """``local_http`` over TLS (self-signed): ``await local_https(app) -> "https://127.0.0.1:<port>"``."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(*tls_files)
-    runners: list[web.AppRunner] = []
-
-    async def serve(app: web.Application) -> str:
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
-        await site.start()
-        runners.append(runner)
-        return f"https://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-
-    yield serve
-    for runner in reversed(runners):
-        await runner.cleanup()
+    servers = LocalServers(ctx)
+    yield servers.serve
+    await servers.close()
 
 
 # --- clips of the motion gate (tests/video_worker/test_motion.py) ----------------------------------
