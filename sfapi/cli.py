@@ -67,7 +67,15 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "check_config", False):
             from sfapi.auth import Authenticator
 
+            from sfapi.engines.runtime import check_runtime
+            from sfapi.models.pack import check_pack
+
             Authenticator.from_config(cfg.auth, cfg.host, "sfapi")
+            check_runtime(cfg.runtime.kind, cfg.runtime)
+            models_dir = cfg.models.resolved_dir()
+            if not cfg.models.fetch_if_missing and check_pack(models_dir, verify_hashes=False):
+                raise ModelPackError(f"model pack at {models_dir} must exist first (run: sfapi models fetch "
+                                     f"--dir {models_dir}; models.fetch_if_missing is false)")
             sys.stdout.write(f"config OK: {args.config or '<defaults>'}\n")
             return 0
         if args.command == "demo":

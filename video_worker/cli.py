@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load(args.config, {"host": args.host, "port": args.port})
         if args.check_config:
+            from video_worker.detector import check_detector
+
+            check_detector(cfg.models)
             sys.stdout.write(f"config OK: {args.config or '<defaults>'}; {len(cfg.jobs)} jobs\n")
             return 0
         asyncio.run(serve(cfg))

@@ -104,6 +104,14 @@ class JobSpec(StrictModel):
     single_pass: bool = False
     settings: dict[str, Any] = {}
 
+    @field_validator("settings")
+    @classmethod
+    def _settings(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # each key checked here, so an error names its own line and jobs.<n>.settings.<key>;
+        # the merge with the worker's ``defaults`` is checked again by WorkerConfig
+        CameraSettings.model_validate({**CameraSettings().model_dump(), **value})
+        return value
+
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:

@@ -21,8 +21,8 @@ import numpy as np
 from sfapi.config import default_models_dir
 from sfapi.engines.batching import DynamicBatcher
 from sfapi.engines.mtcnn import MtcnnDetector, MtcnnSettings
-from sfapi.engines.runtime import Session, create_runtime
-from sfapi.errors import SfapiError
+from sfapi.engines.runtime import Session, check_runtime, create_runtime
+from sfapi.errors import ModelPackError, RuntimeUnavailable, SfapiError
 from video_worker.config import DetectorSection, ModelsSection
 from video_worker.errors import EngineError
 
@@ -52,6 +52,21 @@ class BatchedSession(Session):
         self._batcher.close()
 
 
+def check_detector(models: ModelsSection) -> None:
+    """Fail as :class:`SharedDetector` would at start: the runtime is available and the pack holds
+    the detector networks (what ``--check-config`` runs); raises :class:`EngineError`."""
+    from sfapi.models.pack import network_path
+
+    models_dir = Path(models.dir) if models.dir is not None else default_models_dir()
+    try:
+        check_runtime(models.runtime)
+        for name in ("pnet", "rnet", "onet"):
+            if not network_path(models_dir, f"detector_{name}").is_file():
+                raise ModelPackError(f"network detector_{name} is missing (run: sfapi models fetch --dir {models_dir})")
+    except (SfapiError, ModelPackError, RuntimeUnavailable, OSError) as exc:
+        raise EngineError(f"cannot load the detector from {models_dir}: {exc}") from exc
+
+
 class SharedDetector:
     """Owns the detector networks and the analysis thread pool."""
 
@@ -64,7 +79,7 @@ class SharedDetector:
             runtime = create_runtime(models.runtime, cfg.intra_op_threads)
             pnet, rnet, onet = (runtime.load(network_path(models_dir, f"detector_{n}"), f"detector_{n}")
                                 for n in ("pnet", "rnet", "onet"))
-        except (SfapiError, OSError) as exc:
+        except (SfapiError, ModelPackError, RuntimeUnavailable, OSError) as exc:
             raise EngineError(f"cannot load the detector from {models_dir}: {exc}") from exc
         wait = cfg.max_wait_ms / 1000.0
         self._pnet = pnet

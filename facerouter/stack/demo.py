@@ -226,9 +226,17 @@ async def tail_entries(plan: DemoPlan, names: dict[str, str], out: TextIO, stop:
 
     url = plan.url("facerouter") + "/v1/entries"
     seen: set[str] = set()
-    out.write(HEADER + "\n")
-    out.flush()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        # entries of earlier runs are history, not news: remember them and say where they are
+        try:
+            async with http.get(url, params={"limit": 1000}) as resp:
+                seen.update(e["id"] for e in (await resp.json())["results"])
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
+            log.warning("cannot read entries: %s", exc)
+        if seen:
+            out.write(f"({len(seen)} entries of earlier runs are not shown: {url})\n")
+        out.write(HEADER + "\n")
+        out.flush()
         while not stop.is_set():
             try:
                 async with http.get(url, params={"limit": 100}) as resp:

@@ -10,14 +10,15 @@ from typing import TextIO
 from facerouter.stack.demo import DemoPlan, demo_people, make_video, populate, tail_entries, write_configs
 from facerouter.stack.supervisor import Supervisor
 from sfapi.config import default_models_dir
-from sfapi.models.pack import ensure_pack
+from sfapi.models.pack import check_pack, ensure_pack
 
 
 async def run_demo(directory: Path, out: TextIO) -> int:
     plan = DemoPlan(directory, models_dir=default_models_dir())
     loop = asyncio.get_running_loop()
-    out.write("preparing: model pack, demo people, demo video (first run only)...\n")
-    out.flush()
+    if check_pack(plan.models_dir, verify_hashes=False) or not plan.video.exists():
+        out.write("preparing: model pack, demo people, demo video (first run only)...\n")
+        out.flush()
     await loop.run_in_executor(None, ensure_pack, plan.models_dir)
     people = await loop.run_in_executor(None, demo_people)
     if not plan.video.exists():

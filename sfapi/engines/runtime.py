@@ -114,5 +114,14 @@ def create_runtime(kind: str, intra_op_threads: int = 0, config: "RuntimeConfig 
     raise RuntimeUnavailable(f"unknown inference runtime {kind!r}; choose onnxruntime, onnxruntime-cuda or tensorrt")
 
 
+def check_runtime(kind: str, config: "RuntimeConfig | None" = None) -> None:
+    """Fail as :func:`create_runtime` would at start (no GPU for ``tensorrt``, no CUDA provider...);
+    what ``--check-config`` runs."""
+    runtime = create_runtime(kind, 1, config)
+    close = getattr(runtime, "close", None)
+    if callable(close):
+        close()
+
+
 def _dims(shape: Sequence[object]) -> tuple[int | None, ...]:
     return tuple(d if isinstance(d, int) else None for d in shape)
