@@ -13,33 +13,26 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
-# one photo at several sizes: not independent pairs
-RESIZED = {"obama-240p.jpg", "obama-480p.jpg", "obama-720p.jpg", "obama-1080p.jpg"}
+sys.path.insert(0, str(REPO))
 
+from sfapi.sample_data import EXPECTED_FACES, ensure_sample_data, identities  # noqa: E402
 
-# faces visible in each scene: obama_and_biden.jpg also shows a child at the lower right, looking down
-SCENE_FACES = {"obama_and_biden.jpg": 3, "kit_harington_and_rose_leslie.jpg": 2, "two_people.jpg": 2}
+#: the project's own sample photos (`make data`; fetched here when missing)
+DATA = ensure_sample_data()
 
 
 def expected_faces(photo: Path) -> int:
-    return SCENE_FACES.get(photo.name, 2) if photo.parent.name == "scenes" else 1
+    return EXPECTED_FACES[photo.name] if photo.parent.name == "scenes" else 1
 
 
 def photos() -> list[Path]:
-    if not (DATA / "faces").is_dir():
-        raise SystemExit(f"benchmarks need the sample photos at {DATA}")
-    return sorted(DATA.glob("faces/*/*")) + sorted(DATA.glob("scenes/*"))
+    """Every distinct photo: one face each in faces/ and partial/, several in scenes/."""
+    return sorted(DATA.glob("faces/*/*")) + sorted(DATA.glob("partial/*")) + sorted(DATA.glob("scenes/*"))
 
 
 def identity_photos() -> dict[str, list[Path]]:
-    """Single-face photos by identity, without the resized copies and crops of one photo."""
-    out: dict[str, list[Path]] = {}
-    for p in sorted(DATA.glob("faces/*/*")):
-        if p.name in RESIZED or p.name in {"obama_partial_face.jpg", "obama_small.jpg"}:
-            continue
-        out.setdefault(p.parent.name, []).append(p)
-    return out
+    """Distinct single-face photos by identity (no resized or cropped copies of one photo)."""
+    return identities(DATA)
 
 
 def pairs(ids: dict[str, list[Path]]) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:

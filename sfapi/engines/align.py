@@ -25,8 +25,9 @@ import numpy as np
 
 #: Where MTCNN's five landmarks (left eye, right eye, nose, mouth left, mouth right; image left/right)
 #: sit in a dlib face chip, in dlib's normalized chip coordinates (padding 0 -> unit square).
-#: Derived by ``derive_template`` in tests/sfapi/engines/test_align.py: for every face in
-#: shared/data (faces/ without the duplicate obama-240p/480p/1080p, plus scenes/), dlib's HOG detector
+#: Derived by ``derive_template`` in tests/sfapi/engines/test_align.py on a development set of 25
+#: faces (single photos of six people and three group photos from the example images of the
+#: face_recognition project, one copy of each photo): for every face, dlib's HOG detector
 #: (upsample 1) + shape_predictor_5_face_landmarks + get_face_chip_details(padding 0) gave the
 #: image -> chip transform; the MTCNN landmarks of the same face were mapped through it and averaged.
 #: Over 25 faces the per-point standard deviation was 0.011-0.026 for the eyes, 0.04-0.055 for the
@@ -40,7 +41,7 @@ TEMPLATE = np.array([
 ], dtype=np.float64)
 
 #: Relative weight of each landmark when fitting the chip transform (eyes, nose, mouth corners).
-#: The mouth corners move with expression, so they count half (on shared/data this raised the mean
+#: The mouth corners move with expression, so they count half (on that development set this raised the mean
 #: cosine of dlib descriptors, our chip vs dlib's chip, from 0.9950 to 0.9958).
 LANDMARK_WEIGHTS = np.array([1.0, 1.0, 1.0, 0.5, 0.5], dtype=np.float64)
 

@@ -112,13 +112,13 @@ def session(onnx_path: Path) -> ort.InferenceSession:
 
 
 def _face_crops() -> list[tuple[str, np.ndarray]]:
-    """64x64 uint8 grayscale face crops from the shared photos.
+    """64x64 uint8 grayscale crops from the sample photos.
 
     The central square of each single-face photo stands in for a face crop: the check is about the
     converter matching Keras on real image statistics, not about the detector.
     """
     crops: list[tuple[str, np.ndarray]] = []
-    for sub in ["faces"]:
+    for sub in ["faces", "partial", "small", "scenes"]:
         for photo in sorted((DATA_DIR / sub).rglob("*")):
             if photo.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
@@ -160,7 +160,7 @@ def test_matches_keras_on_real_faces(hdf5_path: Path, session: ort.InferenceSess
     pytest.importorskip("jax")
     keras = pytest.importorskip("keras")
     crops = _face_crops()
-    assert len(crops) >= 10, "expected the shared face photos"
+    assert len(crops) >= 10, "expected the sample photos"
     model = keras.models.load_model(str(hdf5_path), compile=False)
 
     gray = np.stack([c for _, c in crops]).astype(np.float32)  # (n, 64, 64), 0..255
