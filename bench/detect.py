@@ -1,7 +1,7 @@
 """Detection + extraction speed through the HTTP API, beside the face_recognition pipeline.
 
 Run: ``make bench`` or ``.venv/bin/python bench/detect.py [--rounds N]``. Starts the real sfapi
-service (config/sfapi.yaml) as a child process, sends every photo of ../shared/data with facen,
+service (config/sfapi.yaml) as a child process, sends every sample photo (`make data`) with facen,
 gender, age and emotions all on from 1 and 8 concurrent clients, and times one 640x480 photo
 sequentially for p50/p99. In the same run the same photos go through dlib HOG + dlib ResNet (what
 ``face_recognition`` does) in 1 and 2 processes (this machine has 2 cores). Prints both and the ratio.
@@ -92,7 +92,7 @@ def baseline_faces_per_s(paths: list[Path], procs: int, rounds: int) -> tuple[fl
 
 
 def photo_640x480() -> bytes:
-    img = Image.open(DATA / "faces" / "obama" / "obama-720p.jpg").convert("RGB").resize((640, 480))
+    img = Image.open(DATA / "resolutions" / "obama-720p.jpg").convert("RGB").resize((640, 480))
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=90)
     return buf.getvalue()

@@ -4,7 +4,7 @@ Run on a machine with an NVIDIA GPU, TensorRT 10 and pycuda: ``.venv/bin/python 
 Without them it prints "no GPU: nothing measured" and exits 0; ``--cpu`` then measures the CPU
 path alone (ONNX Runtime), so the figures a GPU run prints beside TensorRT can be checked here.
 
-* detection: the MTCNN cascade on every photo of ../shared/data; "batch 1" is one photo at a time
+* detection: the MTCNN cascade on every sample photo (`make data`); "batch 1" is one photo at a time
   on one thread, "batch 64" is 64 photos in flight on a thread pool (MTCNN batches the candidates
   of one photo, not photos: the GPU is shared by the threads). faces/s = faces found / seconds.
 * extraction: facen + gender + age + emotions on the aligned faces of the photos, in forward passes

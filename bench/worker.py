@@ -1,7 +1,7 @@
 """Video worker cost: decode-only vs the full worker, CPU seconds per second of video.
 
 Run: ``.venv/bin/python bench/worker.py [--seconds S] [--sizes 1080p,720p] [--sparse 1080p]``. For
-each size an H.264 25 fps clip of moving faces (made from shared/data photos, cached under
+each size an H.264 25 fps clip of moving faces (made from the sample photos, cached under
 var/bench/) is:
 
 * ``decode``: demuxed and decoded with PyAV as the worker does (no pixel conversion);

@@ -10,7 +10,7 @@ import aiohttp
 from aiohttp import web
 
 from sfapi.config import SfapiConfig
-from sfapi.demo_data import demo_photos
+from sfapi.sample_data import ensure_sample_data
 from sfapi.server.app import create_app
 
 log = logging.getLogger(__name__)
@@ -66,3 +66,9 @@ def run_demo(cfg: SfapiConfig, photos: list[Path]) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def demo_photos() -> list[Path]:
+    """The group photos and one portrait of the sample data (fetched once into the user cache)."""
+    data = ensure_sample_data()
+    return sorted((data / "scenes").glob("*.jpg")) + [data / "faces" / "obama" / "img1.jpg"]

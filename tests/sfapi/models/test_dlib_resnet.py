@@ -19,7 +19,7 @@ from tests.conftest import DATA
 
 RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 SHAPE5_FILE = "shape_predictor_5_face_landmarks.dat"
-DATA_DIRS = (DATA / "faces", DATA / "scenes")
+DATA_DIRS = (DATA / "faces", DATA / "partial", DATA / "scenes")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 

@@ -47,9 +47,9 @@ async def test_gallery_lifecycle_and_listing(srv, spec) -> None:
 async def test_faces_query_string_and_json_forms(srv, data_dir: Path, spec) -> None:
     await srv.call("POST", "/v2/galleries/people")
     photos = {"obama": data_dir / "faces/obama/img1.jpg", "biden": data_dir / "faces/biden/img1.jpg",
-              "kit": data_dir / "faces/kit_harington/img1.jpg", "rose": data_dir / "faces/rose_leslie/img1.jpg"}
+              "cage": data_dir / "faces/nicolas_cage/img1.jpg", "woman": data_dir / "scenes/sample2.jpg"}
     metas = {"obama": {"age": 61, "camera": "a", "tags": ["vip", "us"]}, "biden": {"age": 80, "camera": "b", "tags": ["us"]},
-             "kit": {"age": 36, "camera": "a", "tags": ["uk"]}, "rose": {"age": 36, "camera": "c", "tags": ["uk", "vip"]}}
+             "cage": {"age": 36, "camera": "a", "tags": ["uk"]}, "woman": {"age": 36, "camera": "c", "tags": ["uk", "vip"]}}
     for i, (name, photo) in enumerate(photos.items(), start=1):
         det = await _detect(srv, photo)
         status, body, _ = await srv.call("POST", f"/v2/galleries/people/faces/{i}",
