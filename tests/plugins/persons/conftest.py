@@ -13,7 +13,7 @@ from tests.facerouter.conftest import frame_parts, multipart, start_router  # no
 from tests.facerouter.test_integration import face0_of
 
 REPO = Path(__file__).resolve().parents[3]
-PREFIX = "/v1"
+PREFIX = "/v2"  # the richer shapes; /v1 (the reference shapes) is tested in tests/compat
 
 #: face0 chips and boxes by photo name (deterministic: made once per session).
 _CHIPS: dict[str, tuple[bytes, list[list[float]]]] = {}
