@@ -70,15 +70,17 @@ StartPersons = Callable[..., Any]
 async def start_persons(start_server: Any, start_router: Any, data_dir: Path,
                         tmp_path: Path) -> AsyncIterator[StartPersons]:
     async def start(persons: dict[str, Any] | None = None, sf: Any = None,
-                    db_name: str = "persons.db") -> PersonsEnv:
+                    db_name: str = "persons.db", router: dict[str, Any] | None = None
+                    ) -> PersonsEnv:
         sf = sf or await start_server()
         section = {"enabled": True, "database_url": f"sqlite+aiosqlite:///{tmp_path / db_name}",
                    "images_dir": str(tmp_path / "images"), **(persons or {})}
-        router = await start_router(config={"plugin_dir": str(REPO / "plugins"),
+        running = await start_router(config={"plugin_dir": str(REPO / "plugins"),
                                             "disabled_plugins": ["archive", "webhook", "log"],
-                                            "plugin_timeout_s": 20.0, "persons": section},
+                                            "plugin_timeout_s": 20.0, "persons": section,
+                                            **(router or {})},
                                     sfapi_url=sf.base)
-        return PersonsEnv(sf, router, data_dir, tmp_path)
+        return PersonsEnv(sf, running, data_dir, tmp_path)
 
     yield start
 
