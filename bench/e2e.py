@@ -119,7 +119,7 @@ async def run_job(http: Any, plan: Any, job_id: str, video: Path, timeout: float
 
 
 async def entries_of(http: Any, plan: Any, cam_id: str) -> list[dict[str, Any]]:
-    url = plan.url("facerouter") + "/v1/entries"
+    url = plan.url("facerouter") + "/v2/entries"
     out: list[dict[str, Any]] = []
     params: dict[str, Any] = {"limit": 100}
     while True:

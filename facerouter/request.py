@@ -43,7 +43,7 @@ class FrameParams:
 
     photo: bytes
     face0: bytes | None
-    bbox: list[list[float]]
+    bbox: list[list[int]]
     cam_id: str
     timestamp: datetime.datetime
     detectorParams: dict[str, Any] = field(default_factory=dict)  # noqa: N815 - wire name
@@ -123,7 +123,7 @@ def _json(text: str, name: str) -> Any:
         raise BadFrame(f"part {name!r} is not valid JSON: {exc}", param=name, value=text) from None
 
 
-def _bbox(text: str) -> list[list[float]]:
+def _bbox(text: str) -> list[list[int]]:
     value = _json(text, "bbox")
     if (not isinstance(value, list) or len(value) != 1 or not isinstance(value[0], list)
             or len(value[0]) != 4):
@@ -135,7 +135,8 @@ def _bbox(text: str) -> list[list[float]]:
     x1, y1, x2, y2 = box
     if not (x2 > x1 and y2 > y1):
         raise BadFrame("bbox must have x2 > x1 and y2 > y1", param="bbox", value=text)
-    return [list(box)]
+    # integers, as the plugin API documents: the smallest pixel box holding the worker's float box
+    return [[math.floor(x1), math.floor(y1), math.ceil(x2), math.ceil(y2)]]
 
 
 def _cam_id(text: str) -> str:

@@ -1,6 +1,7 @@
 """API tokens shared by the three services: read-only and read-write, on by default off loopback.
 
-A request carries ``Authorization: Bearer <token>``. Without a valid token the answer is 401; a
+A request carries ``Authorization: Bearer <token>`` (or ``Token <token>``, the scheme of NeuroIO's
+clients). Without a valid token the answer is 401; a
 read-only token on a write (any method but GET, HEAD, OPTIONS) is 403. ``required: auto`` turns the
 check on exactly when the service binds to a non-loopback address; a service that must check and
 has no token configured refuses to start. Tokens are compared in constant time and never logged.
@@ -79,9 +80,10 @@ class Authenticator:
         """The token holder's name, or None when auth is off; raises AuthError when refused."""
         if not self.enabled or path in OPEN_PATHS:
             return None
-        if not authorization or not authorization.startswith("Bearer "):
+        scheme, _, credentials = (authorization or "").partition(" ")
+        if scheme not in ("Bearer", "Token") or not credentials.strip():
             raise AuthError(401, "missing API token: send Authorization: Bearer <token>")
-        given = authorization[len("Bearer "):].strip().encode()
+        given = credentials.strip().encode()
         for secret, role, name in self.tokens:
             if hmac.compare_digest(secret, given):
                 if role == "read" and method.upper() not in READ_METHODS:

@@ -27,7 +27,7 @@ async def test_demo_video_through_the_whole_stack(tmp_path: Path, models_dir: Pa
         assert sorted(names.values()) == sorted(people.enroll)
         await wait_job_finished(plan, plan.camera, 120)
         async with aiohttp.ClientSession() as http:
-            async with http.get(plan.url("facerouter") + "/v1/entries", params={"limit": 100}) as resp:
+            async with http.get(plan.url("facerouter") + "/v2/entries", params={"limit": 100}) as resp:
                 body = await resp.json()
         camera = [e for e in body["results"] if e["cam_id"] == plan.camera]
         by_result: dict[str, list[str]] = {}

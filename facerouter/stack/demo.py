@@ -146,7 +146,7 @@ async def populate(plan: DemoPlan, people: DemoPeople) -> dict[str, str]:
     """Create the camera's source, enroll the known people, start the camera job; returns pid -> name."""
     import aiohttp
 
-    persons = plan.url("facerouter") + "/v1"
+    persons = plan.url("facerouter") + "/v2"  # the persons API in its richer shapes
     names: dict[str, str] = {}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
         async with http.get(f"{persons}/sources", params={"q": plan.camera}) as resp:
@@ -223,7 +223,7 @@ async def tail_entries(plan: DemoPlan, names: dict[str, str], out: TextIO, stop:
     """Print new entries (oldest first) until ``stop`` is set."""
     import aiohttp
 
-    url = plan.url("facerouter") + "/v1/entries"
+    url = plan.url("facerouter") + "/v2/entries"
     seen: set[str] = set()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
         # entries of earlier runs are history, not news: remember them and say where they are

@@ -68,7 +68,7 @@ class PersonsPlugin:
         self.images = ImageStore(cfg.resolved_images_dir())
         self.webhooks = EntryWebhooks(name, cfg.webhooks)
         self.writer = EntryWriter(self.entries, self.images, self.webhooks, cfg.store_images,
-                                  cfg.api_prefix)
+                                  cfg.rich_api_prefix)
         self.persons = PersonService(ctx.sfapi, cfg.gallery, self.db, self.thresholds, ctx.idgen,
                                      cfg.create_gallery)
         self.frames = FrameProcessor(cfg, self.sources, self.persons, self.writer)
@@ -94,24 +94,29 @@ class PersonsPlugin:
         self.retention.start()
 
     def routes(self) -> list[tuple[str, type[tornado.web.RequestHandler], dict[str, Any]]]:
-        """The API routes under ``api_prefix``."""
-        p = self.config.api_prefix
-        kw = {"plugin": self}
-        return [
-            (rf"{p}/sources", SourcesHandler, kw),
-            (rf"{p}/sources/([^/]+)", SourceHandler, kw),
-            (rf"{p}/thresholds", ThresholdsHandler, kw),
-            (rf"{p}/status", StatusHandler, kw),
-            (rf"{p}/persons", PersonsHandler, kw),
-            (rf"{p}/persons/reinit/([^/]+)", ReinitEntryHandler, kw),
-            (rf"{p}/persons/([^/]+)/reinit", ReinitPhotoHandler, kw),
-            (rf"{p}/persons/([^/]+)", PersonHandler, kw),
-            (rf"{p}/entries", EntriesHandler, kw),
-            (rf"{p}/entries/stats", AggregateHandler, kw),
-            (rf"{p}/entries/stats/pid/([^/]+)", PersonStatsHandler, kw),
-            (rf"{p}/entries/([^/]+)/image/(face|photo)", EntryImageHandler, kw),
-            (rf"{p}/entries/([^/]+)", EntryHandler, kw),
-        ]
+        """The API routes: under ``api_prefix`` in the reference's shapes, under
+        ``rich_api_prefix`` in the richer ones; every path also with a trailing slash."""
+        out: list[tuple[str, type[tornado.web.RequestHandler], dict[str, Any]]] = []
+        for p, shape in ((self.config.api_prefix, "reference"),
+                         (self.config.rich_api_prefix, "rich")):
+            kw = {"plugin": self, "shape": shape, "prefix": p}
+            out += [(rf"{p}/{path}/?", handler, kw) for path, handler in (
+                ("sources", SourcesHandler),
+                ("sources/([^/]+)", SourceHandler),
+                ("thresholds", ThresholdsHandler),
+                ("status", StatusHandler),
+                ("persons", PersonsHandler),
+                ("persons/reinit", ReinitEntryHandler),
+                ("persons/reinit/([^/]+)", ReinitEntryHandler),
+                ("persons/([^/]+)/reinit", ReinitPhotoHandler),
+                ("persons/([^/]+)", PersonHandler),
+                ("entries", EntriesHandler),
+                ("entries/stats", AggregateHandler),
+                ("entries/stats/pid/([^/]+)", PersonStatsHandler),
+                ("entries/([^/]+)/image/(face|photo)", EntryImageHandler),
+                ("entries/([^/]+)", EntryHandler),
+            )]
+        return out
 
     async def preprocess(self, request: FrHTTPRequest, labels: Mapping[str, str]) -> tuple[str, ...]:
         """See :meth:`.identify.FrameProcessor.preprocess`."""

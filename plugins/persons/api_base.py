@@ -15,7 +15,8 @@ import tornado.web
 from sfapi.client import SFApiError
 
 from .errors import ApiError, BadParam, Unavailable
-from .params import Query, check_int, json_object, parse_uuid
+from .entries import Shape, reshape
+from .params import Query, check_int, json_object, parse_pid
 
 if TYPE_CHECKING:
     from . import PersonsPlugin
@@ -28,8 +29,15 @@ log = logging.getLogger(__name__)
 class ApiHandler(tornado.web.RequestHandler):
     """Base of every persons handler (``initialize`` gets the plugin)."""
 
-    def initialize(self, plugin: PersonsPlugin) -> None:
+    def initialize(self, plugin: PersonsPlugin, shape: Shape = "rich", prefix: str = "") -> None:
         self.plugin = plugin
+        #: ``reference`` under ``api_prefix`` (NeuroIO shapes), ``rich`` under ``rich_api_prefix``
+        self.shape: Shape = shape
+        self.prefix = prefix or plugin.config.rich_api_prefix
+
+    def entry(self, wire: dict[str, Any]) -> dict[str, Any]:
+        """An entry's wire form for this route's shape."""
+        return reshape(wire, self.prefix, self.shape)
 
     # --- answers -----------------------------------------------------------------------------
 
@@ -132,19 +140,20 @@ class ApiHandler(tornado.web.RequestHandler):
                            value=data[:8])
         return data
 
-    def photo_and_source(self) -> tuple[bytes, Any]:
-        """The multipart upload of a person's photo: parts ``image`` and ``source`` (name or id)."""
-        files, fields = self.form(("image", "source"))
+    def photo_and_source(self, extra: Iterable[str] = ()) -> tuple[bytes, Any, dict[str, str]]:
+        """The multipart upload of a person's photo: parts ``image`` and ``source`` (name or id),
+        plus the optional text parts ``extra``; returns the image, the source and every text part."""
+        files, fields = self.form(("image", "source", *extra))
         image = self.image(files, fields)
         if "source" not in fields:
             raise BadParam("part 'source' (a source name or id) is missing", param="source",
                            value=None)
-        return image, self.plugin.sources.resolve(fields["source"])
+        return image, self.plugin.sources.resolve(fields["source"]), fields
 
     @staticmethod
     def pid_arg(text: str) -> str:
         """A pid from the path."""
-        return parse_uuid(text, "pid")
+        return parse_pid(text, "pid")
 
     @staticmethod
     def id_arg(text: str, name: str = "id") -> int:

@@ -1,7 +1,8 @@
 """HTTP: entries and statistics.
 
 * ``GET {prefix}/entries`` with the filters of :class:`~.entries.EntryFilter`, ``limit``/``offset``
-  and keyset ``id__lt``/``id__gte`` -> ``{"results": [entry], "next_page": "<id>" | null}``;
+  and keyset ``id__lt``/``id__gte``: under ``api_prefix`` (the reference's shape) a JSON list of
+  entries; under ``rich_api_prefix`` ``{"results": [entry], "next_page": "<id>" | null}``, where
   the next page is ``id__lt=<next_page>`` with the same filters (offset then stays 0)
 * ``GET | DELETE {prefix}/entries/{id}`` (DELETE removes its images too; 204)
 * ``GET {prefix}/entries/{id}/image/{face|photo}``: the kept JPEG
@@ -29,12 +30,15 @@ class EntriesHandler(ApiHandler):
 
     async def get(self) -> None:
         q = self.query((*FILTER_PARAMS, "limit", "offset", "id__lt", "id__gte"))
-        f = EntryFilter.from_query(q)
+        f = EntryFilter.from_query(q, self.shape, self.plugin.sources.in_spaces)
         limit, offset = self.page(q)
         rows = await self.plugin.entries.list(f, limit, offset)
         names = self.plugin.sources.by_id
-        results = [entry_json(r, self.plugin.config.api_prefix,
-                              getattr(names(r["source_id"]), "name", None)) for r in rows]
+        results = [entry_json(r, self.prefix, getattr(names(r["source_id"]), "name", None),
+                              self.shape) for r in rows]
+        if self.shape == "reference":
+            self.send(results)
+            return
         next_page = str(rows[-1]["id"]) if len(rows) == limit else None
         self.send({"results": results, "next_page": next_page})
 
@@ -46,7 +50,7 @@ class EntryHandler(ApiHandler):
         self.query(())
         row = await self.plugin.entries.get(self.id_arg(entry_id))
         src = self.plugin.sources.by_id(row["source_id"])
-        self.send(entry_json(row, self.plugin.config.api_prefix, getattr(src, "name", None)))
+        self.send(entry_json(row, self.prefix, getattr(src, "name", None), self.shape))
 
     async def delete(self, entry_id: str) -> None:
         self.query(())
@@ -89,7 +93,7 @@ class AggregateHandler(ApiHandler):
         if len(set(group_by)) != len(group_by):
             raise BadParam("group_by names a group twice", param="group_by",
                            value=",".join(group_by))
-        f = EntryFilter.from_query(q)
+        f = EntryFilter.from_query(q, self.shape, self.plugin.sources.in_spaces)
         if f.date_from is None and f.date_to is None:
             f.date_to = datetime.datetime.now(datetime.timezone.utc)
             f.date_from = f.date_to - DEFAULT_PERIOD

@@ -1,9 +1,10 @@
 """HTTP: sources (CRUD, list with ``q``/``limit``/``offset``), thresholds, plugin status.
 
-* ``GET  {prefix}/sources?q=&limit=&offset=`` -> ``{"count", "results": [source]}``
+* ``GET  {prefix}/sources?q=&spaces_ids=&limit=&offset=`` -> ``{"count", "results": [source]}``
 * ``POST {prefix}/sources`` ``{"name": ..., <settings>}`` -> 201 source
 * ``GET | PUT | PATCH | DELETE {prefix}/sources/{id}`` (PUT resets settings left out to their
-  defaults; PATCH keeps them; DELETE answers 204)
+  defaults; PATCH keeps them; DELETE answers 202 under ``api_prefix``, as the reference, and 204
+  under ``rich_api_prefix``)
 * ``GET | PUT | PATCH {prefix}/thresholds`` ``{"exact", "ha", "junk"}`` (0-100, junk <= ha <= exact)
 * ``GET {prefix}/status``: entries written per result since start, frames from unknown sources,
   refused auto-creates by gate, webhook queues
@@ -13,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from .api_base import ApiHandler
+from .params import int_item
 
 __all__ = ["SourcesHandler", "SourceHandler", "ThresholdsHandler", "StatusHandler"]
 
@@ -21,9 +23,10 @@ class SourcesHandler(ApiHandler):
     """``{prefix}/sources``."""
 
     async def get(self) -> None:
-        q = self.query(("q", "limit", "offset"))
+        q = self.query(("q", "spaces_ids", "limit", "offset"))
         limit, offset = self.page(q)
-        total, found = self.plugin.sources.list(q.one("q"), limit, offset)
+        total, found = self.plugin.sources.list(q.one("q"), limit, offset,
+                                                q.list("spaces_ids", int_item))
         self.send({"count": total, "results": [s.to_json() for s in found]})
 
     async def post(self) -> None:
@@ -54,7 +57,11 @@ class SourceHandler(ApiHandler):
     async def delete(self, source_id: str) -> None:
         self.query(())
         await self.plugin.sources.delete(self.id_arg(source_id))
-        self.no_content()
+        if self.shape == "reference":
+            self.set_status(202)
+            self.finish()
+        else:
+            self.no_content()
 
 
 class ThresholdsHandler(ApiHandler):

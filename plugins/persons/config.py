@@ -89,8 +89,11 @@ class PersonsConfig(BaseModel):
     gallery: str = Field("persons", min_length=1)
     #: directory of the entry images (default: images/ in the data dir)
     images_dir: str = ""
-    #: URL prefix of the HTTP API on the router's port
+    #: URL prefix of the HTTP API in the reference's shapes (NeuroIO), on the router's port
     api_prefix: str = "/v1"
+    #: URL prefix of the same API in this service's richer shapes (entry pages with
+    #: ``next_page``, the emotion network's mood names, 204 on every delete)
+    rich_api_prefix: str = "/v2"
     #: label of the frame naming its source; without it the frame's cam_id is the source name
     source_label: str = "source"
     thresholds: ThresholdsConfig = ThresholdsConfig()
@@ -109,7 +112,7 @@ class PersonsConfig(BaseModel):
     create_gallery: bool = True
     webhooks: list[WebhookSubscription] = []
 
-    @field_validator("api_prefix")
+    @field_validator("api_prefix", "rich_api_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
         value = "/" + value.strip("/")
@@ -128,6 +131,8 @@ class PersonsConfig(BaseModel):
 
     @model_validator(mode="after")
     def _limits(self) -> PersonsConfig:
+        if self.api_prefix == self.rich_api_prefix:
+            raise ValueError("api_prefix and rich_api_prefix must differ")
         if self.default_limit > self.max_limit:
             raise ValueError("default_limit must not exceed max_limit")
         if self.gates.min_brightness >= self.gates.max_brightness:

@@ -5,24 +5,46 @@
 ``sources_ids``, ``date_from``/``date_to``, ``limit``/``offset``) plus keyset paging
 (``id__lt`` / ``id__gte``, as LUNA's ``event_id__lt`` / ``__gte``). Entries are listed newest first
 (by id, which is time-ordered); each page answers ``next_page``, the ``id__lt`` of the next page.
+
+``spaces_ids`` selects the entries of the sources in any of those spaces (a space is a group of
+sources: a source lists its spaces in its ``spaces_ids`` setting).
+
+Moods: entries store the emotion network's labels (:data:`MOODS`). The reference-shaped routes
+(``/v1``) speak the reference's vocabulary (:data:`REFERENCE_MOODS`): ``happy`` is ``happiness``,
+``sad`` ``sadness``, ``angry`` ``anger``, the others keep their names; ``contempt`` is never given
+(the network has no such class); an entry without a measured mood is ``det`` when its result is
+``det`` (the face was only detected) and ``nm`` otherwise (not measured: the source does not ask
+for age, sex and mood, or the face was not analysed).
 """
 from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Iterable, Literal
 
 import sqlalchemy as sa
 
 from .config import RESULTS
 from .errors import BadParam, NotFound
-from .params import Query, choice, from_ms, int_item, parse_uuid, to_ms
+from .params import Query, choice, from_ms, int_item, parse_pid, to_ms
 from .storage import Database, entries
 
-__all__ = ["EntryFilter", "EntryRepo", "MOODS", "LIVENESS", "SEXES", "entry_json", "FILTER_PARAMS"]
+__all__ = ["EntryFilter", "EntryRepo", "MOODS", "REFERENCE_MOODS", "LIVENESS", "SEXES",
+           "entry_json", "reshape", "reference_mood", "FILTER_PARAMS", "Shape"]
+
+#: Which wire shape a route speaks: ``reference`` (the NeuroIO shapes and vocabulary, ``/v1``) or
+#: ``rich`` (this service's own, ``/v2``).
+Shape = Literal["reference", "rich"]
 
 #: Moods: the emotion labels of sfapi's emotion network.
 MOODS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+#: The reference's moods, by the network's label they stand for.
+_TO_REFERENCE = {"angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "happiness",
+                 "sad": "sadness", "surprise": "surprise", "neutral": "neutral"}
+_FROM_REFERENCE = {v: k for k, v in _TO_REFERENCE.items()}
+#: The reference's mood vocabulary (NeuroIO ``EntryMood``).
+REFERENCE_MOODS = ("neutral", "anger", "contempt", "disgust", "fear", "happiness", "sadness",
+                   "surprise", "nm", "det")
 #: Liveness values as in the reference; without a liveness model every entry is ``undetermined``.
 LIVENESS = ("passed", "failed", "undetermined")
 #: ``sex`` values: 0 male, 1 female (the reference's coding).
@@ -30,7 +52,7 @@ SEXES = {"male": 0, "female": 1}
 
 #: Query parameters of the entry filters (list and statistics share them).
 FILTER_PARAMS = ("pid", "result", "age_from", "age_to", "sex", "mood", "liveness", "sources_ids",
-                 "date_from", "date_to")
+                 "spaces_ids", "date_from", "date_to")
 _MAX_ID = (1 << 63) - 1
 
 
@@ -46,6 +68,8 @@ class EntryFilter:
     mood: list[str] | None = None
     liveness: list[str] | None = None
     sources_ids: list[int] | None = None
+    #: moods of the reference without a stored label: ``nm`` / ``det`` (mood not measured)
+    unmeasured: list[str] = field(default_factory=list)
     date_from: datetime.datetime | None = None
     date_to: datetime.datetime | None = None
     id_lt: int | None = None
@@ -53,20 +77,33 @@ class EntryFilter:
     extra: list[Any] = field(default_factory=list)
 
     @classmethod
-    def from_query(cls, q: Query) -> EntryFilter:
-        """Read and check the filter parameters of a query."""
+    def from_query(cls, q: Query, shape: Shape = "rich",
+                   spaces: Callable[[Iterable[int]], list[int]] | None = None) -> EntryFilter:
+        """Read and check the filter parameters of a query (``spaces`` gives the source ids of
+        some spaces; ``shape`` says which mood vocabulary the query speaks)."""
         f = cls(
-            pid=q.list("pid", parse_uuid),
+            pid=q.list("pid", parse_pid),
             result=q.list("result", choice(RESULTS)),
             age_from=q.int("age_from", lo=0, hi=200),
             age_to=q.int("age_to", lo=0, hi=200),
             sex=q.int("sex", lo=0, hi=1),
-            mood=q.list("mood", choice(MOODS)),
             liveness=q.list("liveness", choice(LIVENESS)),
             sources_ids=q.list("sources_ids", int_item),
             date_from=q.time("date_from"),
             date_to=q.time("date_to"),
         )
+        if shape == "reference":
+            moods = q.list("mood", choice(REFERENCE_MOODS))
+            if moods is not None:
+                f.mood = [_FROM_REFERENCE[m] for m in moods if m in _FROM_REFERENCE]
+                f.unmeasured = [m for m in moods if m in ("nm", "det")]
+        else:
+            f.mood = q.list("mood", choice(MOODS))
+        space_ids = q.list("spaces_ids", int_item)
+        if space_ids is not None:
+            in_spaces = spaces(space_ids) if spaces is not None else []
+            f.sources_ids = in_spaces if f.sources_ids is None else \
+                [s for s in f.sources_ids if s in in_spaces]
         if q.has("id__lt") or q.has("id__gte"):
             f.id_lt = q.int("id__lt", lo=0, hi=_MAX_ID)
             f.id_gte = q.int("id__gte", lo=0, hi=_MAX_ID)
@@ -92,7 +129,12 @@ class EntryFilter:
         if self.sex is not None:
             out.append(c.sex == self.sex)
         if self.mood is not None:
-            out.append(c.mood.in_(self.mood))
+            either = [c.mood.in_(self.mood)]
+            if "nm" in self.unmeasured:
+                either.append(sa.and_(c.mood.is_(None), c.result != "det"))
+            if "det" in self.unmeasured:
+                either.append(sa.and_(c.mood.is_(None), c.result == "det"))
+            out.append(sa.or_(*either))
         if self.liveness is not None:
             out.append(c.liveness.in_(self.liveness))
         if self.sources_ids is not None:
@@ -108,8 +150,16 @@ class EntryFilter:
         return out
 
 
-def entry_json(row: Any, prefix: str, source_name: str | None = None) -> dict[str, Any]:
-    """The wire form of an entry row."""
+def reference_mood(mood: str | None, result: str) -> str:
+    """A stored mood in the reference's vocabulary (``nm`` / ``det`` when none was measured)."""
+    if mood is None:
+        return "det" if result == "det" else "nm"
+    return _TO_REFERENCE.get(mood, mood)
+
+
+def entry_json(row: Any, prefix: str, source_name: str | None = None,
+               shape: Shape = "rich") -> dict[str, Any]:
+    """The wire form of an entry row (``shape`` ``reference``: the reference's mood names)."""
     images = {}
     for kind in ("face", "photo"):
         images[kind] = (f"{prefix}/entries/{row['id']}/image/{kind}"
@@ -117,11 +167,23 @@ def entry_json(row: Any, prefix: str, source_name: str | None = None) -> dict[st
     return {
         "id": str(row["id"]), "pid": row["pid"], "result": row["result"],
         "confidence": None if row["confidence"] is None else round(float(row["confidence"]), 2),
-        "age": row["age"], "sex": row["sex"], "mood": row["mood"], "liveness": row["liveness"],
+        "age": row["age"], "sex": row["sex"],
+        "mood": reference_mood(row["mood"], row["result"]) if shape == "reference" else row["mood"],
+        "liveness": row["liveness"],
         "source": {"id": row["source_id"], "name": source_name},
         "created": from_ms(row["ts_ms"]), "face_size": row["face_size"], "bbox": row["bbox"],
         "cam_id": row["cam_id"], "images": images,
     }
+
+
+def reshape(wire: dict[str, Any], prefix: str, shape: Shape) -> dict[str, Any]:
+    """An entry's wire form (as :func:`entry_json` made it) for the routes under ``prefix``."""
+    out = dict(wire)
+    out["images"] = {kind: (None if link is None else f"{prefix}/entries/{wire['id']}/image/{kind}")
+                     for kind, link in wire["images"].items()}
+    if shape == "reference":
+        out["mood"] = reference_mood(wire["mood"], wire["result"])
+    return out
 
 
 class EntryRepo:

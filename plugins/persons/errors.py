@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ApiError", "BadParam", "NotFound", "Conflict", "Unavailable"]
+__all__ = ["ApiError", "BadParam", "NoFace", "NotFound", "Conflict", "Unavailable"]
 
 
 class ApiError(Exception):
@@ -35,6 +35,12 @@ class BadParam(ApiError):
 
     status = 400
     code = "BAD_PARAM"
+
+
+class NoFace(BadParam):
+    """An uploaded photo shows no face (``param`` names the part)."""
+
+    code = "NO_FACE"
 
 
 class NotFound(ApiError):

@@ -4,10 +4,12 @@ Files are ``<images_dir>/<source id>/<YYYY-MM-DD>/<entry id>_<face|photo>.jpg`` 
 entry); the entry row keeps the path relative to ``images_dir``. Every file operation runs in the
 default executor, never on the event loop.
 
-Retention: a source's ``license`` is the number of days its entries keep their images; without
-it, the config's ``image_retention_days`` applies; 0 keeps them forever. The job runs every
-``retention_interval_s`` (and once at start), deleting the files and clearing the entry's image
-paths; the entries themselves stay.
+Retention: a source's ``image_retention_days`` is the number of days its entries keep their
+images; without it, the config's ``image_retention_days`` applies; 0 keeps them forever. (The
+source's ``license`` / ``license_id`` is the reference's license id and plays no part.) The job runs
+every ``retention_interval_s`` (and once at start), deleting the files and clearing the entry's
+image paths; the entries themselves stay. Each source is expired on its own: a failure with one
+(logged with its id) does not stop the pass for the others.
 """
 from __future__ import annotations
 
@@ -25,6 +27,11 @@ __all__ = ["ImageStore", "RetentionJob"]
 
 log = logging.getLogger(__name__)
 _DAY_MS = 86_400_000
+
+
+def _cutoff(now_ms: int, days: int) -> int:
+    """Unix ms before which images expire (never before the epoch, whatever ``days`` is)."""
+    return max(now_ms - int(days) * _DAY_MS, 0)
 
 
 class ImageStore:
@@ -102,6 +109,8 @@ class RetentionJob:
         self.default_days = default_days
         self.interval_s = interval_s
         self.removed = 0
+        #: sources whose expiry failed in the last pass
+        self.failed_sources: list[int] = []
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -119,6 +128,7 @@ class RetentionJob:
         while True:
             try:
                 removed = await self.run_once()
+                self.removed += removed
                 if removed:
                     log.info("persons: retention removed %d image file(s)", removed)
             except asyncio.CancelledError:
@@ -130,15 +140,23 @@ class RetentionJob:
     async def run_once(self, now_ms: int | None = None) -> int:
         """One pass over every source; returns the number of files removed."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        explicit = [s for s in self.sources.all() if s.settings.license is not None]
+        explicit = [s for s in self.sources.all() if s.settings.image_retention_days is not None]
         removed = 0
+        self.failed_sources = []
         for src in explicit:
-            days = src.settings.license
-            if days:
-                removed += await self._expire([src.id], now_ms - days * _DAY_MS, exclude=False)
+            days = src.settings.image_retention_days
+            if not days:
+                continue
+            try:
+                removed += await self._expire([src.id], _cutoff(now_ms, days), exclude=False)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - one source's failure must not stop the others
+                self.failed_sources.append(src.id)
+                log.exception("persons: image retention failed for source %d", src.id)
         if self.default_days:
             removed += await self._expire([s.id for s in explicit],
-                                          now_ms - self.default_days * _DAY_MS, exclude=True)
+                                          _cutoff(now_ms, self.default_days), exclude=True)
         return removed
 
     async def _expire(self, source_ids: list[int], before_ms: int, *, exclude: bool) -> int:

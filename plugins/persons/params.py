@@ -2,18 +2,29 @@
 
 :class:`Query` wraps a request's query arguments, refuses unknown names, and reads ints, lists
 (comma-separated and/or repeated: ``result=exact,ha&result=nm``), dates (RFC 3339 or a date) and
-UUIDs. :func:`json_object` reads a JSON body.
+pids. :func:`json_object` reads a JSON body.
+
+Enum values are also read in the form the NeuroIO client (0.1.2 on Python 3.11) writes into query
+strings and form fields, the enum's own name: ``EntryResult.NEW`` is ``new``, ``EntryMood.FEAR`` is
+``fear``, ``EntryLiveness.PASSED`` is ``passed``, ``Sex.FEMALE`` is ``1`` (see :func:`enum_value`).
 """
 from __future__ import annotations
 
 import datetime
 import json
+import re
 import uuid
 from typing import Any, Callable, Iterable, TypeVar
 
 from .errors import BadParam
 
-__all__ = ["Query", "json_object", "parse_time", "parse_uuid", "to_ms", "from_ms"]
+__all__ = ["Query", "json_object", "parse_time", "parse_uuid", "parse_pid", "enum_value",
+           "parse_bool", "to_ms", "from_ms"]
+
+#: The NeuroIO client's enums whose member names may arrive instead of their values.
+_ENUMS = ("EntryResult", "EntryMood", "EntryLiveness")
+_SEX = {"Sex.MALE": "0", "Sex.FEMALE": "1"}
+_PID = re.compile(r"[0-9a-f]{1,32}(-[0-9a-f]{1,32}){1,7}")
 
 T = TypeVar("T")
 
@@ -49,18 +60,12 @@ class Query:
         text = self.one(name)
         if text is None:
             return default
-        return check_int(text, name, lo, hi)
+        return check_int(_SEX.get(text, text) if name == "sex" else text, name, lo, hi)
 
     def bool(self, name: str, default: bool = False) -> bool:
         """``true``/``false``/``1``/``0``."""
         text = self.one(name)
-        if text is None:
-            return default
-        if text.lower() in ("true", "1", "yes"):
-            return True
-        if text.lower() in ("false", "0", "no"):
-            return False
-        raise BadParam(f"{name} must be true or false", param=name, value=text)
+        return default if text is None else parse_bool(text, name)
 
     def list(self, name: str, convert: Callable[[str, str], T]) -> list[T] | None:
         """Every comma-separated item of every value of ``name``, converted (``None``: absent)."""
@@ -100,11 +105,31 @@ def check_int(text: Any, name: str, lo: int | None = None, hi: int | None = None
     return value
 
 
+def parse_bool(text: str, name: str) -> bool:
+    """``true``/``false``/``1``/``0``/``yes``/``no`` in any case (the NeuroIO client sends
+    ``True``/``False``)."""
+    if text.strip().lower() in ("true", "1", "yes"):
+        return True
+    if text.strip().lower() in ("false", "0", "no"):
+        return False
+    raise BadParam(f"{name} must be true or false", param=name, value=text)
+
+
+def enum_value(item: str) -> str:
+    """``EntryResult.NEW`` -> ``new`` (a NeuroIO enum member's name, as its client on Python 3.11
+    writes it); any other text unchanged."""
+    head, dot, member = item.partition(".")
+    if dot and head in _ENUMS and member.isupper():
+        return member.lower()
+    return item
+
+
 def choice(options: Iterable[str]) -> Callable[[str, str], str]:
-    """A list converter that accepts only ``options``."""
+    """A list converter that accepts only ``options`` (or their NeuroIO enum names)."""
     allowed = tuple(options)
 
     def convert(item: str, name: str) -> str:
+        item = enum_value(item)
         if item not in allowed:
             raise BadParam(f"{name} items must be among {', '.join(allowed)}", param=name,
                            value=item)
@@ -123,6 +148,21 @@ def parse_uuid(text: Any, name: str) -> str:
         return str(uuid.UUID(str(text)))
     except (ValueError, AttributeError):
         raise BadParam(f"{name} must be a UUID", param=name, value=text) from None
+
+
+def parse_pid(text: Any, name: str = "pid") -> str:
+    """A pid: a UUID (what this service makes), or hex digits in dash-separated groups as in the
+    reference's samples (``abcdef01-abcd-abcd01-abcdef01``), lower-cased. Such a pid names no
+    person of this service, so it finds nothing, but it is not an error."""
+    if isinstance(text, str):
+        value = text.strip().lower()
+        if _PID.fullmatch(value):
+            try:
+                return str(uuid.UUID(value))
+            except ValueError:
+                return value
+    raise BadParam(f"{name} must be a UUID (or hex digits in dash-separated groups, as "
+                   "abcdef01-abcd-abcd01-abcdef01)", param=name, value=text)
 
 
 def parse_time(text: str, name: str) -> datetime.datetime:

@@ -22,9 +22,20 @@ The settings carry the reference's names (NeuroIO sources) and do what their nam
                                    until a liveness model ships)
 ``auto_identify_asm``              age, sex and mood on faces from cameras
 ``store_images_for_results``       the results whose entries keep their images on disk
-``license``                        days the entry images of this source are kept (null: the
-                                   config's ``image_retention_days``)
+``license_id``                     the license the source is counted against, as in the
+                                   reference (an id, int or string; ``license`` is the same
+                                   field under the reference's other name). Stored and returned;
+                                   it does not change processing
+``spaces_ids``                     the spaces (ids) this source belongs to: a space groups
+                                   sources, and ``spaces_ids`` on the source and entry lists
+                                   selects the sources of those spaces
+``image_retention_days``           days the entry images of this source are kept (null: the
+                                   config's ``image_retention_days``; 0: forever; at most
+                                   36500)
 =================================  ==============================================================
+
+A stored source whose settings no longer validate (written by an older version) is loaded with
+those settings at their defaults, and the problem is logged: one bad row never stops the plugin.
 """
 from __future__ import annotations
 
@@ -34,7 +45,8 @@ import time
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator,
+                      model_validator)
 
 from .errors import BadParam, Conflict, NotFound
 from .storage import Database, sources
@@ -44,6 +56,8 @@ __all__ = ["SourceSettings", "Source", "SourceRepo", "validation_error"]
 log = logging.getLogger(__name__)
 
 Result = Literal["new", "reinit", "exact", "ha", "junk", "nm", "det"]
+#: The longest retention a source may ask for (100 years); longer would overflow date arithmetic.
+MAX_RETENTION_DAYS = 36500
 
 
 class SourceSettings(BaseModel):
@@ -51,7 +65,9 @@ class SourceSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    license: int | None = Field(None, ge=0)
+    license_id: str | None = None
+    spaces_ids: list[StrictInt] = []
+    image_retention_days: StrictInt | None = Field(None, ge=0, le=MAX_RETENTION_DAYS)
     identify_facesize_threshold: int = Field(7000, ge=0)
     use_pps_time: bool = False
     manual_create_facesize_threshold: int = Field(25000, ge=0)
@@ -76,6 +92,39 @@ class SourceSettings(BaseModel):
     def _unique(cls, value: list[str]) -> list[str]:
         return list(dict.fromkeys(value))
 
+    @field_validator("spaces_ids")
+    @classmethod
+    def _spaces(cls, value: list[int]) -> list[int]:
+        if any(not 0 <= v < 1 << 63 for v in value):
+            raise ValueError("space ids must be integers in 0..2^63-1")
+        return sorted(set(value))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _license(cls, data: Any) -> Any:
+        """``license`` (the reference's name) and ``license_id`` (its client's) are one field: an
+        id, a non-negative integer or a string, kept as a string."""
+        if not isinstance(data, dict) or ("license" not in data and "license_id" not in data):
+            return data
+        data = dict(data)
+        given = {k: data.pop(k) for k in ("license", "license_id") if k in data}
+        ids = {k: _license_id(k, v) for k, v in given.items()}
+        if len(set(ids.values())) > 1:
+            raise ValueError("license and license_id name different licenses; give one")
+        data["license_id"] = next(iter(ids.values()))
+        return data
+
+
+def _license_id(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 63:
+        return str(value)
+    if isinstance(value, str) and value.strip() and len(value) <= 255 and value.isprintable():
+        return value
+    raise ValueError(f"{name} must be a license id: an integer in 0..2^63-1 or a non-empty "
+                     f"printable string (it is not a number of days: see image_retention_days)")
+
 
 class Source(BaseModel):
     """A stored source."""
@@ -89,7 +138,8 @@ class Source(BaseModel):
     def to_json(self) -> dict[str, Any]:
         """The wire form: id, name and every setting at the top level (as the reference)."""
         from .params import from_ms
-        return {"id": self.id, "name": self.name, **self.settings.model_dump(),
+        settings = self.settings.model_dump()
+        return {"id": self.id, "name": self.name, **settings, "license": settings["license_id"],
                 "created": from_ms(self.created_ms), "updated": from_ms(self.updated_ms)}
 
 
@@ -98,6 +148,8 @@ def validation_error(exc: ValidationError, prefix: str = "") -> BadParam:
     err = exc.errors()[0]
     param = prefix + ".".join(str(p) for p in err["loc"]) if err["loc"] else prefix or "body"
     value = err.get("input")
+    if not err["loc"] and "license" in err["msg"]:
+        param, value = "license_id", None
     if err["type"] == "extra_forbidden":
         return BadParam(f"unknown setting {param!r}", param=param, value=value)
     return BadParam(f"{param}: {err['msg']}", param=param, value=value)
@@ -163,11 +215,21 @@ class SourceRepo:
                            param=param, value=ref)
         return src
 
-    def list(self, q: str | None, limit: int, offset: int) -> tuple[int, list[Source]]:
-        """Sources whose name contains ``q`` (case-insensitive), by id; the total and one page."""
+    def list(self, q: str | None, limit: int, offset: int,
+             spaces_ids: list[int] | None = None) -> tuple[int, list[Source]]:
+        """Sources whose name contains ``q`` (case-insensitive) and, with ``spaces_ids``, that
+        belong to one of those spaces, by id; the total and one page."""
+        spaces = None if spaces_ids is None else set(spaces_ids)
         found = sorted((s for s in self._by_id.values()
-                        if q is None or q.lower() in s.name.lower()), key=lambda s: s.id)
+                        if (q is None or q.lower() in s.name.lower())
+                        and (spaces is None or spaces & set(s.settings.spaces_ids))),
+                       key=lambda s: s.id)
         return len(found), found[offset:offset + limit]
+
+    def in_spaces(self, spaces_ids: Any) -> list[int]:
+        """The ids of the sources that belong to any of these spaces."""
+        spaces = set(spaces_ids)
+        return sorted(s.id for s in self._by_id.values() if spaces & set(s.settings.spaces_ids))
 
     async def create(self, body: dict[str, Any]) -> Source:
         """Create a source from a JSON body ``{"name": ..., <settings>}``."""
@@ -223,6 +285,12 @@ class SourceRepo:
 
 
 def _settings(body: dict[str, Any]) -> SourceSettings:
+    for key in ("license", "license_id"):
+        if key in body:
+            try:
+                _license_id(key, body[key])
+            except ValueError as exc:
+                raise BadParam(str(exc), param=key, value=body[key]) from None
     try:
         return SourceSettings.model_validate(body)
     except ValidationError as exc:
@@ -230,8 +298,28 @@ def _settings(body: dict[str, Any]) -> SourceSettings:
 
 
 def _source(row: Any) -> Source:
-    return Source(id=row["id"], name=row["name"], settings=SourceSettings.model_validate(
-        row["settings"]), created_ms=row["created_ms"], updated_ms=row["updated_ms"])
+    return Source(id=row["id"], name=row["name"], settings=stored_settings(row["id"], row["settings"]),
+                  created_ms=row["created_ms"], updated_ms=row["updated_ms"])
+
+
+def stored_settings(source_id: int, stored: Any) -> SourceSettings:
+    """The settings of a stored row; the ones that no longer validate fall back to their
+    defaults (logged), so one bad row never stops loading the others."""
+    data = dict(stored) if isinstance(stored, dict) else {}
+    for _ in range(len(data) + 1):
+        try:
+            return SourceSettings.model_validate(data)
+        except ValidationError as exc:
+            bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]} or \
+                {k for k in ("license", "license_id") if k in data}
+            bad &= set(data)
+            if not bad:
+                break
+            log.warning("persons: source %d: stored settings %s are invalid (%s); using their "
+                        "defaults", source_id, ", ".join(sorted(bad)), exc.errors()[0]["msg"])
+            for key in bad:
+                data.pop(key)
+    return SourceSettings()
 
 
 def _now_ms() -> int:

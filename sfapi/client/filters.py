@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 
 from sfapi.client import objects
 
-__all__ = ["Filter", "FieldFilter", "Id", "Meta", "Detection", "Face", "serialize"]
+__all__ = ["Filter", "FieldFilter", "UnnamedMeta", "Id", "Meta", "Detection", "Face", "serialize"]
 
 ScalarMeta = str | int
 
@@ -105,10 +105,36 @@ class Id:
                            tuple(_check_int(v, "Id.oneof value") for v in _values(value)))
 
 
+@dataclass(frozen=True, slots=True)
+class UnnamedMeta(Filter):
+    """A meta filter written without its field, as the reference's example ``Meta.oneof(1234, 5678)``.
+
+    The values are checked when it is made; :meth:`on` names the field (``Meta.oneof(1, 2).on('n')``
+    is ``Meta('n').oneof(1, 2)``). Sent to the service without a field, it cannot be answered, so
+    :meth:`to_json` raises :class:`ValueError` saying how to name the field.
+    """
+
+    op: str
+    value: Any
+
+    def on(self, name: str) -> Filter:
+        """The same filter on the meta field ``name``."""
+        return FieldFilter(Meta(name).field, self.op, self.value)
+
+    def to_json(self, *, gallery: str | None = None) -> dict[str, Any]:
+        """Raises :class:`ValueError`: a meta filter needs a field name."""
+        shown = ", ".join(repr(v) for v in self.value) if isinstance(self.value, tuple) \
+            else repr(self.value)
+        raise ValueError(f"Meta.{self.op}({shown}) names no meta field: write "
+                         f"Meta('<field>').{self.op}({shown}) or Meta.{self.op}({shown}).on('<field>')")
+
+
 class _either:
     """Method usable on an instance (``Meta('foo').lte(1)``) or on the class (``Meta.lte('foo', 1)``).
 
-    Called on the class, the first positional argument is the meta field name.
+    Called on the class, a first positional argument that is a str is the meta field name. Any
+    other first argument (the reference's example ``Meta.oneof(1234, 5678)``) gives an
+    :class:`UnnamedMeta` holding the checked values, to be named with :meth:`UnnamedMeta.on`.
     """
 
     def __init__(self, func: Callable[..., Filter]) -> None:
@@ -120,8 +146,12 @@ class _either:
             return types.MethodType(self.func, obj)
 
         @functools.wraps(self.func)
-        def on_class(name: str, *args: Any, **kwargs: Any) -> Filter:
-            return self.func(owner(name), *args, **kwargs)
+        def on_class(*args: Any, **kwargs: Any) -> Filter:
+            if args and isinstance(args[0], str):
+                return self.func(owner(args[0]), *args[1:], **kwargs)
+            checked = self.func(owner("?"), *args, **kwargs)
+            assert isinstance(checked, FieldFilter)
+            return UnnamedMeta(checked.op, checked.value)
 
         return on_class
 

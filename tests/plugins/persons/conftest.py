@@ -13,7 +13,7 @@ from tests.facerouter.conftest import frame_parts, multipart, start_router  # no
 from tests.facerouter.test_integration import face0_of
 
 REPO = Path(__file__).resolve().parents[3]
-PREFIX = "/v1"
+PREFIX = "/v2"  # the richer shapes; /v1 (the reference shapes) is tested in tests/compat
 
 #: face0 chips and boxes by photo name (deterministic: made once per session).
 _CHIPS: dict[str, tuple[bytes, list[list[float]]]] = {}
@@ -70,15 +70,17 @@ StartPersons = Callable[..., Any]
 async def start_persons(start_server: Any, start_router: Any, data_dir: Path,
                         tmp_path: Path) -> AsyncIterator[StartPersons]:
     async def start(persons: dict[str, Any] | None = None, sf: Any = None,
-                    db_name: str = "persons.db") -> PersonsEnv:
+                    db_name: str = "persons.db", router: dict[str, Any] | None = None
+                    ) -> PersonsEnv:
         sf = sf or await start_server()
         section = {"enabled": True, "database_url": f"sqlite+aiosqlite:///{tmp_path / db_name}",
                    "images_dir": str(tmp_path / "images"), **(persons or {})}
-        router = await start_router(config={"plugin_dir": str(REPO / "plugins"),
+        running = await start_router(config={"plugin_dir": str(REPO / "plugins"),
                                             "disabled_plugins": ["archive", "webhook", "log"],
-                                            "plugin_timeout_s": 20.0, "persons": section},
+                                            "plugin_timeout_s": 20.0, "persons": section,
+                                            **(router or {})},
                                     sfapi_url=sf.base)
-        return PersonsEnv(sf, router, data_dir, tmp_path)
+        return PersonsEnv(sf, running, data_dir, tmp_path)
 
     yield start
 

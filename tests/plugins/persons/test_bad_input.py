@@ -125,8 +125,8 @@ async def test_sources_crud_and_list(env) -> None:
                                                                            "front gate"]
     sid = page["results"][0]["id"]
     status, src = await env.api("PATCH", f"/sources/{sid}", json={"use_pps_time": True,
-                                                                 "license": 7})
-    assert status == 200 and src["use_pps_time"] is True and src["license"] == 7
+                                                                 "image_retention_days": 7})
+    assert status == 200 and src["use_pps_time"] is True and src["image_retention_days"] == 7
     assert src["auto_create_persons"] is False
     status, src = await env.api("PUT", f"/sources/{sid}", json={"name": "garage2"})
     assert status == 200 and src["name"] == "garage2" and src["use_pps_time"] is False

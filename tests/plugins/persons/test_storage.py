@@ -73,11 +73,12 @@ async def test_same_behaviour_on_every_database(db) -> None:
     storage, sources_mod, entries_mod, stats, thresholds_mod, config = _load()
     repo = sources_mod.SourceRepo(db)
     await repo.load()
-    door = await repo.create({"name": "door", "license": 3})
+    door = await repo.create({"name": "door", "image_retention_days": 3, "license": 3})
     hall = await repo.create({"name": "hall"})
     again = sources_mod.SourceRepo(db)
     await again.load()
-    assert again.by_name("door").settings.license == 3 and again.by_id(hall.id).name == "hall"
+    assert again.by_name("door").settings.image_retention_days == 3 and \
+        again.by_name("door").settings.license_id == "3" and again.by_id(hall.id).name == "hall"
 
     t = thresholds_mod.ThresholdStore(db, config.ThresholdsConfig())
     await t.load()

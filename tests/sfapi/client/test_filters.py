@@ -74,7 +74,7 @@ BAD: list[tuple[str, Any, type[Exception]]] = [
     ("id oneof float", lambda: filters.Id.oneof(1, 2.5), TypeError),
     ("id instantiated", lambda: filters.Id(), TypeError),
     ("meta empty name", lambda: filters.Meta(""), TypeError),
-    ("meta doc typo Meta.oneof(1234, 5678)", lambda: filters.Meta.oneof(1234, 5678), TypeError),
+    ("meta unnamed bad value", lambda: filters.Meta.oneof(1234, 5.5), TypeError),
     ("meta float", lambda: filters.Meta("x").gte(1.5), TypeError),
     ("meta subset dict", lambda: filters.Meta("x").subset({"a": 1}), TypeError),
     ("detection no id", lambda: filters.Detection(DetectFace(None, BBox(0, 0, 1, 1)), 0.5),
@@ -120,3 +120,14 @@ def test_serialize_list() -> None:
         filters.serialize([{"field": "id"}])  # type: ignore[list-item]
     with pytest.raises(TypeError):
         filters.serialize(filters.Id.lte(1))  # type: ignore[arg-type]
+
+
+def test_meta_oneof_as_the_reference_prints_it() -> None:
+    """``Meta.oneof(1234, 5678)`` (no field, as in the reference) is accepted; naming the field
+    gives the usual filter, and sending it unnamed is a clear error, not a TypeError at the call."""
+    flt = filters.Meta.oneof(1234, 5678)
+    assert isinstance(flt, filters.Filter)
+    assert flt.on("camera") == filters.Meta("camera").oneof(1234, 5678)
+    with pytest.raises(ValueError, match=r"Meta\.oneof\(1234, 5678\) names no meta field"):
+        filters.serialize([flt], gallery="g")
+    assert filters.Meta.gte(45).on("age").to_json() == {"field": "meta.age", "op": "gte", "value": 45}
