@@ -21,7 +21,7 @@ async def test_earlier_entries_are_not_printed_as_new(local_http, tmp_path) -> N
         return web.json_response({"results": entries})
 
     app = web.Application()
-    app.router.add_get("/v1/entries", list_entries)
+    app.router.add_get("/v2/entries", list_entries)
     base = await local_http(app)
     host, port = base.removeprefix("http://").split(":")
     plan = DemoPlan(tmp_path, host=host, ports={"sfapi": 1, "facerouter": int(port), "video-worker": 1})
