@@ -173,24 +173,51 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _stores(args: argparse.Namespace) -> int:
+    from sfapi.backup.manifest import new_backup_dir, read_manifest, verify, write_manifest
+
     from . import dbbackup, joint
 
-    async def go(stop: asyncio.Event) -> int:
-        if args.command == "persons":
-            cfg = dbbackup.persons_config(args.router_config, args.section)
-            if args.persons_command == "backup":
-                await dbbackup.backup_database(cfg.resolved_database_url(), args.out)
-            else:
-                await dbbackup.restore_database(args.backup, cfg.resolved_database_url())
+    async def persons_db(stop: asyncio.Event) -> int:
+        loop = asyncio.get_running_loop()
+        url = dbbackup.persons_config(args.router_config, args.section).resolved_database_url()
+        if args.persons_command == "backup":
+            new_backup_dir(args.out)
+            db = await dbbackup.backup_database(url, args.out)
+            await loop.run_in_executor(None, lambda: write_manifest(
+                args.out, "facestack persons backup", {"persons": db.part}, [db.part["file"]]))
+            sys.stdout.write(f"backup of {len(db.faces)} persons in {args.out}\n")
             return 0
+        manifest = await loop.run_in_executor(None, read_manifest, args.backup)
+        if "persons" not in manifest:
+            raise ValueError(f"{args.backup} holds no persons database backup")
+        await loop.run_in_executor(None, verify, args.backup, manifest)
+        result = await dbbackup.restore_database(args.backup, manifest["persons"], url)
+        for table, (want, got) in result["tables"].items():
+            sys.stdout.write(f"{table}: {got}/{want} rows\n")
+        return 0 if result["ok"] else 1
+
+    async def both(stop: asyncio.Event) -> int:
         if args.command == "backup":
-            await joint.backup_site(args.router_config, args.sfapi_config, args.out,
-                                    section=args.section)
+            manifest = await joint.backup_site(args.router_config, args.sfapi_config, args.out,
+                                               section=args.section)
+            c = manifest["consistency"]
+            sys.stdout.write(f"backup of {c['persons']} persons and "
+                             f"{len(manifest['galleries']['galleries'])} galleries in {args.out}"
+                             f" (watermark {c['watermark']}; {len(c['missing_faces'])} persons "
+                             "without their face)\n")
             return 0
         result = await joint.restore_site(args.backup, args.router_config, args.sfapi_config,
                                           section=args.section, sample=args.sample)
+        for table, (want, got) in result.persons["tables"].items():
+            sys.stdout.write(f"{table}: {got}/{want} rows\n")
+        for name, r in result.galleries["galleries"].items():
+            sys.stdout.write(f"gallery {name}: {r['restored']}/{r['faces']} faces, "
+                             f"{r['sampled']} sampled, {len(r['mismatched'])} mismatched\n")
+        for m in result.missing_faces:
+            sys.stdout.write(f"person {m['pid']}: face {m['face_id']} is not in the backup\n")
         return 0 if result.ok else 1
-    return _run(go)
+
+    return _run(persons_db if args.command == "persons" else both)
 
 
 def main(argv: list[str] | None = None) -> int:
