@@ -161,7 +161,9 @@ async def restore_database(backup: Path, part: dict[str, Any], url: str) -> dict
             if any(counts.values()):
                 raise BackupError(f"{target} already holds persons data; restore goes into an "
                                   "empty database (move the old file away)")
-            await loop.run_in_executor(None, os.remove, target)
+            for stale in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
+                if stale.exists():  # an empty database a router made: the backup replaces it
+                    await loop.run_in_executor(None, os.remove, stale)
         target.parent.mkdir(parents=True, exist_ok=True)
         await loop.run_in_executor(None, snapshot_sqlite, src, target)
         counts, faces = await loop.run_in_executor(None, _sqlite_contents, target)

@@ -9,7 +9,10 @@ or ``reinit``). Before sending, the importer checks what the API would take sile
   WEBP are re-encoded as JPEG);
 * unless ``largest_face``, the photo must show one face large enough to enrol: sfapi's detect
   (the detector enrolment uses) finds the faces, and two or more of at least the source's
-  ``manual_create_facesize_threshold`` are ``several_faces`` (none at all is ``no_face``).
+  ``manual_create_facesize_threshold`` are ``several_faces`` (none at all is ``no_face``). The
+  check looks at a copy scaled down so that such a face keeps :data:`CHECK_SIDE` px a side (the
+  detector's work falls with the pixel count); a copy showing no face is checked again at full
+  size before the photo is called ``no_face``.
 
 A person with several photos is tried photo by photo until one enrols; a match stops at once (the
 person is already there). ``concurrency`` persons are in flight at a time. Every outcome is
@@ -41,7 +44,7 @@ from .progress import Progress
 from .report import build_rows, summarize, write_report
 from .state import StateFile
 
-__all__ = ["ImportOptions", "run_import", "load_photo"]
+__all__ = ["ImportOptions", "run_import", "load_photo", "prepare_photo"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,8 @@ MAX_PHOTO_BYTES = 20 * 1024 * 1024
 #: most pixels decoded from one photo
 MAX_PIXELS = 60_000_000
 _SENT_AS_IS = {"JPEG", "PNG", "WEBP"}
+#: side in px that the smallest face the source enrols keeps in the several-faces check's copy
+CHECK_SIDE = 100.0
 
 
 @dataclass
@@ -80,6 +85,13 @@ class ImportOptions:
 def load_photo(data: bytes) -> bytes:
     """Check that ``data`` is a decodable photo; the bytes to send (re-encoded as JPEG unless JPEG,
     PNG or WEBP). Raises ValueError with the reason. Blocking (run it in an executor)."""
+    return prepare_photo(data, None)[0]
+
+
+def prepare_photo(data: bytes, min_area: float | None) -> tuple[bytes, bytes | None, float]:
+    """:func:`load_photo`, plus the copy the several-faces check sends (``min_area`` given): scaled
+    down so that a face of ``min_area`` keeps :data:`CHECK_SIDE` px a side, which is all the check
+    needs to see, at a fraction of the detector's work. Returns (to send, to check, its scale)."""
     if not data:
         raise ValueError("empty file")
     try:
@@ -88,11 +100,22 @@ def load_photo(data: bytes) -> bytes:
             if img.width * img.height > MAX_PIXELS:
                 raise ValueError(f"{img.width}x{img.height} is more than {MAX_PIXELS} pixels")
             img.load()
-            if fmt in _SENT_AS_IS:
-                return data
+            send = data
+            if fmt not in _SENT_AS_IS:
+                out = io.BytesIO()
+                img.convert("RGB").save(out, "JPEG", quality=95)
+                send = out.getvalue()
+            if min_area is None:
+                return send, None, 1.0
+            scale = min(1.0, CHECK_SIDE / max(min_area, 1.0) ** 0.5) if min_area > 0 else 1.0
+            if scale > 0.85:
+                return send, send, 1.0
+            small = img.convert("RGB").resize((max(1, round(img.width * scale)),
+                                               max(1, round(img.height * scale))),
+                                              Image.Resampling.BILINEAR)
             out = io.BytesIO()
-            img.convert("RGB").save(out, "JPEG", quality=95)
-            return out.getvalue()
+            small.save(out, "JPEG", quality=90)
+            return send, out.getvalue(), small.width / img.width
     except ValueError:
         raise
     except Exception as exc:  # noqa: BLE001 - PIL raises many types for a bad file
@@ -153,11 +176,14 @@ class _Run:
         loop = asyncio.get_running_loop()
         try:
             raw = await self.read(photo)
-            data = await loop.run_in_executor(None, load_photo, raw)
+            data, check, scale = await loop.run_in_executor(
+                None, prepare_photo, raw, None if self.counter is None else self.min_area)
         except ValueError as exc:
             return refused("unreadable", str(exc))
-        if self.counter is not None:
-            checked = await self.check_faces(data)
+        if self.counter is not None and check is not None:
+            checked = await self.check_faces(check, scale)
+            if checked is not None and checked.reason == "no_face" and scale < 1.0:
+                checked = await self.check_faces(data, 1.0)  # smaller faces: let the API say
             if checked is not None:
                 return checked
         outcome = await self.send(item, photo, data)
@@ -186,11 +212,12 @@ class _Run:
                 raise ValueError(f"cannot read the file: {exc.strerror or exc}") from None
         return await asyncio.get_running_loop().run_in_executor(None, read_file)
 
-    async def check_faces(self, data: bytes) -> Outcome | None:
-        """``no_face`` / ``several_faces`` / ``unreadable`` from sfapi's detect; None when fine."""
+    async def check_faces(self, data: bytes, scale: float) -> Outcome | None:
+        """``no_face`` / ``several_faces`` / ``unreadable`` from sfapi's detect on the photo or its
+        scaled copy; None when fine."""
         assert self.counter is not None
         try:
-            areas = await self.counter.areas(data)
+            areas = [a / (scale * scale) for a in await self.counter.areas(data)]
         except SFApiRemoteError as exc:
             if (exc.status or 500) < 500:
                 return refused("unreadable", f"sfapi refused the photo: {exc.reason}")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from plugins.persons.bulk.importer import load_photo
+from plugins.persons.bulk.importer import CHECK_SIDE, load_photo, prepare_photo
 from plugins.persons.bulk.items import ItemsError, read_items
 from plugins.persons.bulk.outcome import Fatal, from_answer
 from plugins.persons.bulk.progress import Progress, format_eta
@@ -117,3 +117,16 @@ def test_photo_check() -> None:
     for bad in (b"", b"\xff\xd8\xff\xe0garbage", buf.getvalue()[:60]):
         with pytest.raises(ValueError):
             load_photo(bad)
+
+
+def test_the_several_faces_check_sees_a_scaled_copy() -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (1000, 800), (90, 90, 90)).save(buf, "JPEG")
+    send, check, scale = prepare_photo(buf.getvalue(), 25000.0)
+    assert send == buf.getvalue() and check is not None
+    assert scale == pytest.approx(CHECK_SIDE / 25000 ** 0.5, abs=0.01)  # a 158 px face -> 100 px
+    with Image.open(io.BytesIO(check)) as img:
+        assert img.width == round(1000 * scale)
+    assert prepare_photo(buf.getvalue(), 8000.0)[1:] == (buf.getvalue(), 1.0)  # no gain: as is
+    assert prepare_photo(buf.getvalue(), 0.0)[2] == 1.0
+    assert prepare_photo(buf.getvalue(), None)[1] is None
