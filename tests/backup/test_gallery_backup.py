@@ -159,6 +159,10 @@ async def test_milvus_export_up_to_the_watermark(tmp_path: Path) -> None:
     finally:
         await restored.close()
     assert json.dumps(part)  # the manifest part is plain JSON
+    # the same backup restores into Milvus too (a site moving between backends)
+    cfg = GalleryConfig(backend="milvus", milvus_uri=str(tmp_path / "m2.db"))
+    result = await restore_galleries(tmp_path, part, cfg, sample=16)
+    assert result["ok"] and result["galleries"]["g"]["restored"] == len(ids), result
 
 
 async def test_backup_of_a_missing_store_is_refused(tmp_path: Path) -> None:

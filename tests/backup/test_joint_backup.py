@@ -92,6 +92,20 @@ async def test_joint_backup_under_load(start_persons: Any, start_server: Any, da
     assert set(manifest["files"]) == {"persons.db", "galleries.db"}
     assert read_manifest(tmp_path / "bk") == manifest
 
+    # the persons database alone, backed up and restored by the console script
+    live_cfg = tmp_path / "live.yaml"
+    live_cfg.write_text(yaml.safe_dump({"persons": {
+        "enabled": True, "database_url": f"sqlite+aiosqlite:///{tmp_path / 'persons.db'}"}}))
+    code, out = await facestack("persons", "backup", str(tmp_path / "bk-db"),
+                                "--router-config", str(live_cfg))
+    assert code == 0 and "persons in" in out, out
+    alone_cfg = tmp_path / "alone.yaml"
+    alone_cfg.write_text(yaml.safe_dump({"persons": {
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'alone.db'}"}}))
+    code, out = await facestack("persons", "restore", str(tmp_path / "bk-db"),
+                                "--router-config", str(alone_cfg))
+    assert code == 0 and "persons_persons:" in out, out
+
     # restore with the console script, from the services' own config files
     (tmp_path / "new").mkdir()
     router_cfg = tmp_path / "new" / "facerouter.yaml"
