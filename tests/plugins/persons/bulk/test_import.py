@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import io
 import json
 import os
 import signal
@@ -139,10 +140,12 @@ async def test_csv_with_meta_and_urls(site: PersonsEnv, data_dir: Path, tmp_path
         "Joe Biden,photos/b.jpg,visitors,17\n"
         "Remote,http://127.0.0.1:9/p.jpg,staff,18\n"
         "Missing,photos/nothing.jpg,staff,19\n")
+    bar = io.StringIO()
     summary = await run_import(tmp_path / "list.csv",
                                options(site, tmp_path, report=tmp_path / "r.csv",
-                                       largest_face=True, sfapi=None))
+                                       largest_face=True, sfapi=None), stream=bar, tty=True)
     assert (summary["enrolled"], summary["refused"]) == (1, 2), summary
+    assert "\r[########################] 3/3 (100%) | enrolled 1 | refused 2" in bar.getvalue()
     with (tmp_path / "r.csv").open() as fh:
         rows = {r["name"]: r for r in csv.DictReader(fh)}
     assert rows["Joe Biden"]["department"] == "visitors" and rows["Joe Biden"]["badge"] == "17"
