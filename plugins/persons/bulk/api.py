@@ -7,6 +7,7 @@ or a timeout raises :class:`ApiUnavailable`, which the importer retries and then
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 from typing import Any
 
@@ -82,6 +83,17 @@ class PersonsApi:
         form.add_field("source", source)
         params = {"on_match": on_match} if on_match else None
         return await self.call("POST", "/persons", data=form, params=params)
+
+    async def person_created(self, pid: str) -> float | None:
+        """When person ``pid`` was created (Unix seconds), or None when there is no such person."""
+        status, body = await self.call("GET", f"/persons/{pid}")
+        if status == 404:
+            return None
+        _expect(status, body, 200, f"person {pid}")
+        try:
+            return datetime.datetime.fromisoformat(str(body["created"])).timestamp()
+        except (KeyError, ValueError) as exc:
+            raise ApiUnavailable(f"person {pid}: unreadable created time ({exc})") from None
 
     async def persons_page(self, limit: int, offset: int) -> tuple[int, list[dict[str, Any]]]:
         """One page of persons (newest first): the total and the page."""

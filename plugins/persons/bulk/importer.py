@@ -55,6 +55,9 @@ MAX_PIXELS = 60_000_000
 _SENT_AS_IS = {"JPEG", "PNG", "WEBP"}
 #: side in px that the smallest face the source enrols keeps in the several-faces check's copy
 CHECK_SIDE = 100.0
+#: clock difference allowed between this machine and the router's, when telling whether a person
+#: was created by a request an interrupted run left in flight
+CLOCK_MARGIN_S = 5.0
 
 
 @dataclass
@@ -135,7 +138,8 @@ class _Run:
         self.progress = progress
         self.stop = stop
         self.on_settled = on_settled
-        self.interrupted = {name for name, rec in state.last.items()
+        #: names a previous run left in flight, and when it sent them
+        self.interrupted = {name: float(rec.get("ts") or 0.0) for name, rec in state.last.items()
                             if rec.get("status") == "sending"}
         self.fatal: Fatal | None = None
         self._fetch: aiohttp.ClientSession | None = None
@@ -188,11 +192,21 @@ class _Run:
                 return checked
         outcome = await self.send(item, photo, data)
         if (outcome.status == "refused" and outcome.reason == "match" and outcome.matched_pid
-                and item.name in self.interrupted):
+                and item.name in self.interrupted
+                and await self.created_since(outcome.matched_pid, self.interrupted[item.name])):
             # the request of an interrupted run enrolled this photo: that person is this one
             return Outcome("enrolled", None, "enrolled by an interrupted run (found by its match)",
                            pid=outcome.matched_pid)
         return outcome
+
+    async def created_since(self, pid: str, sent_ts: float) -> bool:
+        """Whether person ``pid`` was created after ``sent_ts`` (Unix s, less a clock margin)."""
+        try:
+            created = await self.api.person_created(pid)
+        except ApiUnavailable as exc:
+            log.warning("cannot read person %s (%s): the match is reported as a refusal", pid, exc)
+            return False
+        return created is not None and created >= sent_ts - CLOCK_MARGIN_S
 
     async def read(self, photo: str) -> bytes:
         if photo.startswith(("http://", "https://")):

@@ -5,8 +5,9 @@ A line is ``{"name", "status", ...}`` with status ``sending`` (a photo is on its
 and ``ts``. The last line of a name is where that person stands. A second run skips the names whose
 last status is final (``enrolled``, and ``refused`` unless asked to retry them) and retries the
 rest. A name left at ``sending`` was interrupted between the request and its answer: if its photo
-now matches an enrolled person, that person is the one the interrupted request created, and it is
-recorded as enrolled instead of refused.
+now matches a person created after that request was sent, that person is the one the interrupted
+request created, and it is recorded as enrolled instead of refused. (With ``--on-match create``
+the photo is simply enrolled again: the API cannot tell the two apart.)
 
 The file is also the only place that knows the names and meta of the persons (the persons API keeps
 a pid and a face, no name): ``facestack persons export`` reads it to name what it exports.

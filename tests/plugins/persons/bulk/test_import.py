@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -99,12 +100,17 @@ async def test_import_interrupted_resumed_exported(site: PersonsEnv, start_perso
 
     # 4. a request lost in flight (the run killed between sending and recording): the next run
     #    finds the person it created by its match instead of refusing it
+    #    (a person created before the lost request was sent is a plain match)
+    sent_at = {"Joe Biden": 1.0, "zz Obama again": time.time() + 60}
     with (tmp_path / "state.jsonl").open("a") as fh:
-        fh.write(json.dumps({"name": "Joe Biden", "status": "sending", "photo": "x"}) + "\n")
+        for name, ts in sent_at.items():
+            fh.write(json.dumps({"name": name, "status": "sending", "ts": ts}) + "\n")
     await run_import(folder, options(site, tmp_path))
     rows = {r["name"]: r for r in json.loads((tmp_path / "report.json").read_text())["persons"]}
     assert rows["Joe Biden"]["status"] == "enrolled", rows["Joe Biden"]
     assert "interrupted" in rows["Joe Biden"]["detail"]
+    assert (rows["zz Obama again"]["status"], rows["zz Obama again"]["reason"]) == (
+        "refused", "match")
     assert len(await persons_of(site)) == 2
 
     # 5. export, named by the resume file, and import on another site: the watchlist moves
