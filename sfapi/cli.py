@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--batch", type=int, default=1000, help="faces per read and write (default 1000)")
     migrate.add_argument("--config", type=Path, help="sfapi YAML config: the embedded path and the milvus_* keys")
     migrate.add_argument("--log-level", default="INFO")
+    from sfapi.backup.cli import add_parsers as add_backup_parsers
+
+    add_backup_parsers(gsub)
     demo = sub.add_parser("demo", help="serve and show the detection of sample photos")
     _common(demo)
     demo.add_argument("--photo", type=Path, action="append", help="photo to show (repeatable)")
@@ -147,6 +150,10 @@ def _gallery(args: argparse.Namespace, cfg: SfapiConfig) -> int:
     from sfapi.errors import SfapiError
     from sfapi.gallery.migrate import run_migration
 
+    if args.gallery_command in ("backup", "restore"):
+        from sfapi.backup.cli import run
+
+        return run(args, cfg)
     if args.source == args.target:
         sys.stderr.write("sfapi gallery migrate: --from and --to name the same backend\n")
         return 2
