@@ -25,8 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from facerouter.objects import DetectFace
 from facerouter.plugin import FrHTTPRequest
-from sfapi.client import SFApiError, SFApiRemoteError
-from sfapi.client.client import path_segment
+from sfapi.client import SFApiError
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +76,8 @@ class Archive:
         async with self._lock:
             if self._ready:
                 return
-            path = f"/v2/galleries/{path_segment(self.config.gallery)}"
-            try:
-                await self.ctx.sfapi.request("POST", path,
-                                             json_body={"meta_schema": self.meta_schema()},
-                                             timeout=5.0)
+            if await self.gallery.create(timeout=5.0, meta_schema=self.meta_schema(), exist_ok=True):
                 log.info("archive: created gallery %s", self.config.gallery)
-            except SFApiRemoteError as exc:
-                if exc.code != "CONFLICT":
-                    raise
             self._ready = True
 
     async def preprocess(self, request: FrHTTPRequest, labels: Mapping[str, str]) -> tuple[str, ...]:

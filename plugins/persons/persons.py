@@ -18,7 +18,6 @@ import sqlalchemy as sa
 
 from sfapi.client import (Client, SFApiError, SFApiMalformedResponseError, SFApiRemoteError,
                           filters)
-from sfapi.client.client import path_segment
 from sfapi.client.objects import DetectFace
 
 from .errors import BadParam, NotFound, Unavailable
@@ -75,13 +74,8 @@ class PersonService:
         async with self._lock:
             if self._ready:
                 return
-            try:
-                await self.sfapi.request("POST", f"/v2/galleries/{path_segment(self.gallery.name)}",
-                                         json_body={"meta_schema": META_SCHEMA}, timeout=5.0)
+            if await self.gallery.create(timeout=5.0, meta_schema=META_SCHEMA, exist_ok=True):
                 log.info("persons: created gallery %s", self.gallery.name)
-            except SFApiRemoteError as exc:
-                if exc.code != "CONFLICT":
-                    raise
             self._ready = True
 
     async def identify(self, detection: DetectFace) -> Match:

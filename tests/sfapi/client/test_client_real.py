@@ -124,3 +124,17 @@ async def test_documented_error_codes(client: Client, detections: dict[str, Dete
     assert err.value.code == "CONFLICT"
     face = await g.add(iter([1, 1, 7]).__next__, detections["cage"], regenerate_attempts=2)
     assert face.id.face == 7
+
+
+async def test_create_with_meta_schema_and_exist_ok(client: Client, detections: dict[str, DetectFace]) -> None:
+    g = client["typed"]
+    assert await g.create(meta_schema={"age": "int", "camera": "string", "tags": "strings"}) is True
+    assert await g.create(meta_schema={"other": "int"}, exist_ok=True) is False  # left as it was
+    with pytest.raises(SFApiRemoteError) as exc:
+        await g.create()
+    assert exc.value.code == "CONFLICT"
+    face = await g.add(1, detections["obama"], meta={"age": 61, "camera": "a", "tags": ["x"]})
+    assert face.meta == {"age": 61, "camera": "a", "tags": ["x"]}
+    with pytest.raises(SFApiRemoteError) as exc:
+        await g.add(2, detections["biden"], meta={"other": 1})
+    assert exc.value.code == "BAD_PARAM"
