@@ -91,8 +91,8 @@ class FaceAnalyzer:
         for k in range(4):
             rotated = np.ascontiguousarray(np.rot90(rgb, -k)) if k else rgb
             found = self.detector.detect(rotated)
-            if len(found):  # the upright pass (k == 0) needs no mapping back
-                parts.append(_unrotate(found, k, rgb.shape[1], rgb.shape[0]) if k else found)
+            if len(found):
+                parts.append(_unrotate(found, k, rgb.shape[1], rgb.shape[0]))
         return _merge_overlaps(Faces.concat(parts), 0.5)
 
     def normalized_face(self, rgb: np.ndarray) -> Faces:
