@@ -8,8 +8,9 @@
 4. ``process`` of every plugin that asked for something, concurrently, with that detection.
 
 sfapi failures on the router's own detect become :class:`SfapiUnavailable` (503: the sender
-retries) when sfapi is unreachable, overloaded or failing, and a 4xx naming the part sfapi refused
-otherwise. Plugins' own failures never fail the frame; they are listed in the answer.
+retries) when sfapi is unreachable, overloaded or failing, :class:`SfapiUnauthorized` (502
+``SFAPI_UNAUTHORIZED``: the sender keeps the frame and retries) when sfapi refuses the router's
+token, and a 4xx naming the part sfapi refused otherwise. Plugins' own failures never fail the frame; they are listed in the answer.
 
 When any plugin asked for something, the answer carries ``timings`` (seconds): ``preprocess_s`` (every
 preprocess done), ``detect_s`` (the sfapi detect) and ``process_s`` (every process done, e.g. the
@@ -23,7 +24,8 @@ import time
 from typing import Any
 
 from facerouter.driver import PluginDriver
-from facerouter.errors import BadFrame, FrameRefused, NoFaceFound, SfapiUnavailable
+from facerouter.errors import (BadFrame, FrameRefused, NoFaceFound, SfapiUnauthorized,
+                               SfapiUnavailable)
 from facerouter.idgen import IdGenerator
 from facerouter.metrics import RouterMetrics
 from facerouter.objects import BBox, DetectFace, DetectResponse
@@ -139,6 +141,10 @@ class FramePipeline:
 
 
 def _remote_error(exc: SFApiRemoteError, part: str) -> Exception:
+    if exc.code in ("UNAUTHORIZED", "FORBIDDEN") or exc.status in (401, 403):
+        log.error("sfapi refused facerouter's token (sfapi_token): %s", exc.reason)
+        return SfapiUnauthorized("sfapi refused facerouter's API token (check sfapi_token); "
+                                 "retry once it is fixed")
     if exc.code in OUTAGE_CODES or (exc.status or 500) >= 500:
         return SfapiUnavailable(f"sfapi failed: {exc}")
     if exc.code == "EXTRACTION_ERROR":

@@ -7,9 +7,10 @@ UUIDs. :func:`json_object` reads a JSON body.
 from __future__ import annotations
 
 import datetime
-import json
 import uuid
 from typing import Any, Callable, Iterable, TypeVar
+
+from sfapi import safejson
 
 from .errors import BadParam
 
@@ -151,8 +152,8 @@ def from_ms(ms: int) -> str:
 def json_object(body: bytes, what: str = "body") -> dict[str, Any]:
     """A JSON object body."""
     try:
-        value = json.loads(body or b"{}")
-    except ValueError as exc:
+        value = safejson.loads(body or b"{}")
+    except safejson.JsonRefused as exc:
         raise BadParam(f"the {what} is not valid JSON: {exc}", param=what, value=None) from None
     if not isinstance(value, dict):
         raise BadParam(f"the {what} must be a JSON object", param=what, value=type(value).__name__)
