@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from facerouter.config import DEFAULT_PORT, LoadedConfig, load
+from facerouter.dedup import EventStoreError
 from facerouter.errors import ConfigError, PluginError
 from sfapi.auth import AuthSetupError
 
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, PluginError, AuthSetupError) as exc:
         sys.stderr.write(f"facerouter: {exc}\n")
         return 2
-    except OSError as exc:
+    except (OSError, EventStoreError) as exc:
         sys.stderr.write(f"facerouter: {exc}\n")
         return 1
     except KeyboardInterrupt:

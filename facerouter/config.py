@@ -29,6 +29,16 @@ DEFAULT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 M = TypeVar("M", bound=BaseModel)
 
 
+class IdempotencyConfig(StrictModel):
+    """The store of idempotency keys (:mod:`facerouter.dedup`)."""
+
+    #: SQLite file of the keys seen (relative: to the config file); null: in memory, forgotten at
+    #: exit (a post replayed after a router restart is then handled again)
+    path: Path | None = Path("facerouter_events.sqlite")
+    #: keys remembered; past it the oldest are forgotten
+    max_keys: int = Field(1_000_000, ge=100)
+
+
 class FacerouterConfig(StrictModel):
     """The router's own keys (plugin sections sit beside them in the file)."""
 
@@ -65,6 +75,8 @@ class FacerouterConfig(StrictModel):
     drain_timeout_s: float = Field(30.0, ge=0, le=3600)
     #: threads that run plugins' sync (def) hooks
     sync_workers: int = Field(8, ge=1, le=256)
+    #: posts named by an Idempotency-Key header are handled once (see facerouter.dedup)
+    idempotency: IdempotencyConfig = IdempotencyConfig()
     #: buckets (seconds) of the plugin and sfapi latency histograms
     metrics_buckets: list[float] = Field(default_factory=lambda: list(DEFAULT_BUCKETS), min_length=1)
 
@@ -125,6 +137,11 @@ class LoadedConfig:
                 known = ", ".join(plugins) or "none"
                 raise ConfigError(f"{where} {name}: unknown key: not a router setting nor a loaded "
                                   f"plugin (plugins: {known})")
+
+    def events_path(self) -> Path | None:
+        """``idempotency.path``, a relative one resolved against the config file's directory."""
+        path = self.router.idempotency.path
+        return path if path is None or path.is_absolute() else self.base_dir / path
 
     def plugin_dirs(self) -> list[Path]:
         """``plugin_dir`` entries, relative ones resolved against the config file's directory."""

@@ -24,6 +24,7 @@ __all__ = [
     "SfapiUnavailable",
     "SfapiUnauthorized",
     "PayloadTooLarge",
+    "StoreUnavailable",
 ]
 
 
@@ -148,3 +149,10 @@ class PayloadTooLarge(FrameError):
 
     status = 413
     code = "PAYLOAD_TOO_LARGE"
+
+
+class StoreUnavailable(FrameError):
+    """The router's idempotency-key store failed: the sender should retry later."""
+
+    status = 503
+    code = "STORAGE_ERROR"

@@ -122,7 +122,8 @@ async def healthz(request: web.Request) -> web.Response:
     jobs = worker.manager.jobs.values()
     statuses: dict[str, int] = {}
     for job in jobs:
-        statuses[job.status] = statuses.get(job.status, 0) + 1
+        status = job.view()["status"]
+        statuses[status] = statuses.get(status, 0) + 1
     body = {"status": "stopping" if worker.stopping else "ok", "worker_id": worker.cfg.worker_id,
             "jobs": len(jobs), "job_status": statuses,
             "posts_pending": sum(job.outbox.pending for job in jobs)}

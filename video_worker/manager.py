@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -141,15 +142,16 @@ class JobManager:
             spool = await asyncio.to_thread(Spool, self._spool_dir(spec.id), cfg.delivery.spool_max_bytes)
         except SpoolError as exc:
             raise VideoWorkerError(f"job {spec.id}: {exc}") from exc
+        run_id = uuid.uuid4().hex  # this run's posts' idempotency keys: unique across restarts
         builder = PostBuilder(spec.id, spec.labels, settings, cfg.worker_id,
-                              cfg.detector.normalized_size, cfg.detector.normalized_padding)
+                              cfg.detector.normalized_size, cfg.detector.normalized_padding, run_id)
         analyzer = CameraAnalyzer(self.detector, settings, builder)
         outbox = Outbox(spec.id, router, self.http, spool, cfg.delivery, self.metrics)
         job = CameraJob(spec, settings, router, cfg.source, self.detector, outbox, analyzer, self.metrics)
         outbox.on_result = job.on_post_result
         self.jobs[spec.id] = job
         job.start()
-        log.info("job %s started: %s -> %s", spec.id, spec.stream_url, router)
+        log.info("job %s started (run %s): %s -> %s", spec.id, run_id, spec.stream_url, router)
         return job
 
     def _load_state(self) -> None:
