@@ -51,7 +51,7 @@ class Router:
             (r"/v0/frame", FrameHandler, {"router": self}),
             (r"/healthz", HealthHandler, {"router": self}),
             (r"/metrics", MetricsHandler, {"router": self}),
-        ], Authenticator.from_config(cfg.auth, cfg.host, "facerouter"),
+        ], Authenticator.from_config(cfg.auth, cfg.host, "facerouter", guard_writes=True),
             max_body_bytes=cfg.max_body_bytes)
         self.driver = PluginDriver(self.registry, self.metrics, cfg.sync_workers)
         self._session: aiohttp.ClientSession | None = None

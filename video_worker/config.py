@@ -229,7 +229,8 @@ class WorkerConfig(StrictModel):
     #: checks none. Never logged; a read-write token of the router's ``auth.tokens``.
     router_token: SecretStr | None = None
     #: tokens clients of the job API must send (/healthz is open); checked by default whenever the
-    #: API binds to a non-loopback address
+    #: API binds to a non-loopback address, and for writes (POST, DELETE) whenever any token is
+    #: configured
     auth: AuthConfig = AuthConfig()
     models: ModelsSection = ModelsSection()
     detector: DetectorSection = DetectorSection()
@@ -267,7 +268,8 @@ def authenticator(cfg: WorkerConfig, host: str | None = None) -> Authenticator:
     :class:`ConfigError` (with :class:`sfapi.auth.AuthSetupError`'s message) when it must check
     tokens and has none."""
     try:
-        return Authenticator.from_config(cfg.auth, host if host is not None else cfg.host, SERVICE)
+        return Authenticator.from_config(cfg.auth, host if host is not None else cfg.host, SERVICE,
+                                         guard_writes=True)
     except AuthSetupError as exc:
         raise ConfigError(str(exc)) from None
 

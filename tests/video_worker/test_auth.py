@@ -194,3 +194,19 @@ def test_cli_check_config_with_tokens(tmp_path, capsys) -> None:
     assert cli.main(["--config", str(path), "--check-config"]) == 0
     out = capsys.readouterr()
     assert "config OK" in out.out and not any(s in out.out + out.err for s in SECRETS)
+
+
+async def test_tokens_on_loopback_guard_writes_by_default(start_worker, tmp_path, router) -> None:
+    """required: auto on loopback: with tokens configured, POST/DELETE need a write token; reads
+    stay open."""
+    auth = {"tokens": AUTH["tokens"]}
+    worker = await start_worker(worker_config(tmp_path, router.url, auth=auth))
+    job = {"stream_url": "rtsp://10.0.0.1/x"}
+    assert (await api(worker, "POST", "/job/x", json=job))[0] == 401
+    assert (await api(worker, "POST", "/job/x", json=job, headers=bearer(READ)))[0] == 403
+    assert (await api(worker, "DELETE", "/job/x"))[0] == 401
+    assert (await api(worker, "GET", "/jobs"))[0] == 200
+    assert (await api(worker, "GET", "/metrics"))[0] == 200
+    status, body = await api(worker, "POST", "/job/x", json={"stream_url": "/etc/passwd"},
+                             headers=bearer(WRITE))
+    assert status == 400 and body["param"] == "stream_url"  # past the token, the policy refuses it
