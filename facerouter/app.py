@@ -21,7 +21,7 @@ from facerouter.context import Context
 from facerouter.dedup import EventStore
 from facerouter.driver import PluginDriver
 from facerouter.frames import FramePipeline
-from facerouter.handlers import FrameHandler, HealthHandler, MetricsHandler
+from facerouter.handlers import FrameHandler, HealthHandler, MetricsHandler, OpenApiHandler
 from facerouter.idgen import IdGenerator
 from facerouter.loader import PluginRegistry
 from facerouter.metrics import RouterMetrics
@@ -51,6 +51,7 @@ class Router:
             (r"/v0/frame", FrameHandler, {"router": self}),
             (r"/healthz", HealthHandler, {"router": self}),
             (r"/metrics", MetricsHandler, {"router": self}),
+            (r"/openapi.json", OpenApiHandler, {"router": self}),
         ], Authenticator.from_config(cfg.auth, cfg.host, "facerouter", guard_writes=True),
             max_body_bytes=cfg.max_body_bytes)
         self.driver = PluginDriver(self.registry, self.metrics, cfg.sync_workers)

@@ -9,7 +9,8 @@
   faces_detected, tracks, faces_posted, posts_rejected, posts_failed, posts_spooled, posts_dropped,
   processed_duration, reconnects, decode_fps, last_error, posts_pending, spool_bytes},
   "worker_id"}``.
-* ``GET /healthz``: 200 ``{"status": "ok", ...}`` (503 while stopping); ``GET /metrics``.
+* ``GET /healthz``: 200 ``{"status": "ok", ...}`` (503 while stopping); ``GET /metrics``;
+  ``GET /openapi.json``: this API's OpenAPI document (:mod:`video_worker.openapi`).
 
 Errors are ``{"code", "desc"}`` (``BAD_PARAM`` 400 with ``param``, ``NOT_FOUND`` 404,
 ``UNAUTHORIZED`` 401, ``FORBIDDEN`` 403, ``METHOD_NOT_ALLOWED`` 405 with ``Allow``,
@@ -21,6 +22,7 @@ write (POST, DELETE).
 """
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
@@ -32,6 +34,7 @@ from sfapi import safejson
 from sfapi.auth import Authenticator, AuthError
 from video_worker.config import job_from_api
 from video_worker.errors import ApiError, BadJob
+from video_worker.openapi import document
 
 if TYPE_CHECKING:
     from video_worker.app import Worker
@@ -39,6 +42,11 @@ if TYPE_CHECKING:
 __all__ = ["build_app", "WORKER_KEY"]
 
 log = logging.getLogger(__name__)
+
+try:
+    _VERSION = importlib.metadata.version("facestack")
+except importlib.metadata.PackageNotFoundError:
+    _VERSION = "0"
 
 WORKER_KEY: web.AppKey["Worker"] = web.AppKey("worker")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -131,6 +139,10 @@ async def healthz(request: web.Request) -> web.Response:
                              dumps=lambda o: json.dumps(o, sort_keys=True))
 
 
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(document(_VERSION))
+
+
 async def metrics(request: web.Request) -> web.Response:
     resp = web.Response(body=_worker(request).metrics.render())
     resp.content_type = CONTENT_TYPE_LATEST.split(";")[0]
@@ -151,4 +163,5 @@ def build_app(worker: "Worker", auth: Authenticator | None = None) -> web.Applic
     app.router.add_post("/job/{id}/restart", restart_job)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi)
     return app
