@@ -242,6 +242,8 @@ def _host(url: str, param: str) -> str:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as exc:
         raise BadJob(f"{param} is not a valid URL: {exc}", param=param) from None
+    if "\\" in parts.netloc or any(c.isspace() for c in parts.netloc):
+        raise BadJob(f"{param} has a host part that parsers may read differently", param=param)
     host = parts.hostname
     if not host:
         raise BadJob(f"{param} has no host", param=param)

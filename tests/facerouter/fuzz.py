@@ -19,12 +19,14 @@ CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conform
           "response_schema_conformance", "response_headers_conformance")
 
 
-async def run_schemathesis(schema_url: str, report_dir: Path, *, max_examples: int, seed: int = 14,
+async def run_schemathesis(schema_url: str, report_dir: Path, *, max_examples: int, seed: int | None = None,
                            phases: str = "examples,coverage,fuzzing", timeout: float = 600.0,
                            extra: list[str] | None = None) -> dict[str, Any]:
     """Run ``schemathesis run`` on ``schema_url``; returns ``{"returncode", "output", "report"}``
     (the NDJSON events are left in ``report_dir``)."""
     exe = Path(sys.executable).with_name("schemathesis")
+    if seed is None:
+        seed = int(os.environ.get("FACESTACK_FUZZ_SEED", "14"))
     report_dir.mkdir(parents=True, exist_ok=True)
     args = [str(exe), "run", schema_url, "--checks", ",".join(CHECKS),
             "--max-examples", str(max_examples), "--seed", str(seed), "--phases", phases,
@@ -45,7 +47,8 @@ async def run_schemathesis(schema_url: str, report_dir: Path, *, max_examples: i
 
 def examples(default: int) -> int:
     """Examples per operation: ``default``, or ``$FACESTACK_FUZZ_EXAMPLES`` for a longer run
-    (e.g. ``FACESTACK_FUZZ_EXAMPLES=200 pytest tests/facerouter/test_fuzz.py``)."""
+    (e.g. ``FACESTACK_FUZZ_EXAMPLES=200 pytest tests/facerouter/test_fuzz.py``; the seed is
+    ``$FACESTACK_FUZZ_SEED``, 14 by default)."""
     return int(os.environ.get("FACESTACK_FUZZ_EXAMPLES", default))
 
 

@@ -53,7 +53,8 @@ REFUSED_STREAMS = [
     "rtsp://0.0.0.0/x", "rtsp://224.0.0.1/x", "http://0x7f.1/", "http://2130706433/",
     "rtmp://10.0.0.1/live", "udp://10.0.0.1:1234", "ftp://10.0.0.1/a.mp4", "concat:/etc/passwd",
     "not a url", "relative/clip.mp4", "rtsp:///nohost", "rtsp://10.0.0.1:99999/x", " rtsp://10.0.0.1/x",
-    "rtsp://10.0.0.1/x\n", "subfile,,start,0,end,0,,:/etc/passwd",
+    "rtsp://10.0.0.1/x\n", "subfile,,start,0,end,0,,:/etc/passwd", "http://10.0.0.1\\@127.0.0.1/",
+    "rtsp://10.0.0.1@127.0.0.1/x",
 ]
 
 
