@@ -114,8 +114,8 @@ def choice(options: Iterable[str]) -> Callable[[str, str], str]:
 
 
 def int_item(item: str, name: str) -> int:
-    """A list converter for non-negative ints."""
-    return check_int(item, name, 0)
+    """A list converter for non-negative ints (that fit SQLite's INTEGER)."""
+    return check_int(item, name, 0, (1 << 63) - 1)
 
 
 def parse_uuid(text: Any, name: str) -> str:

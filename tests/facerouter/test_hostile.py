@@ -121,3 +121,20 @@ async def test_malformed_idempotency_key_is_400(start_router, fake_sfapi, key: s
     async with r.http.post(r.base + "/v0/frame", data=body, headers=headers) as resp:
         assert resp.status == 400
         assert (await resp.json())["param"] == "Idempotency-Key"
+
+
+@pytest.mark.parametrize("query", ["offset=104981877037594440908224545800662810624",
+                                   "offset=9223372036854775808", "limit=99999999999999999999999"])
+async def test_persons_paging_past_sqlite_integers_is_400(start_router, fake_sfapi, tmp_path,
+                                                          query: str) -> None:
+    """Found by the longer fuzz run: an offset past 2**63 answered 500 (SQLite OverflowError)."""
+    from tests.facerouter.test_fuzz import REPO
+    section = {"enabled": True, "database_url": f"sqlite+aiosqlite:///{tmp_path / 'p.db'}",
+               "images_dir": str(tmp_path / "images")}
+    r = await start_router(config={"plugin_dir": str(REPO / "plugins"),
+                                   "disabled_plugins": ["archive", "webhook", "log"],
+                                   "persons": section}, sfapi_url=fake_sfapi.base)
+    for path in ("/v1/persons", "/v1/entries", "/v1/sources"):
+        async with r.http.get(f"{r.base}{path}?{query}") as resp:
+            assert resp.status == 400, (path, await resp.text())
+            assert (await resp.json())["param"] in ("offset", "limit")
