@@ -34,8 +34,9 @@ async def run_schemathesis(schema_url: str, report_dir: Path, *, max_examples: i
             "--request-timeout", "30", "--suppress-health-check", "all",
             "--report", "junit", "--report-dir", str(report_dir), *(extra or [])]
     env = {**os.environ, "NO_COLOR": "1"}
-    proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.STDOUT, env=env)
+    proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE,  # cwd: its
+                                                stderr=asyncio.subprocess.STDOUT, env=env,  # cache
+                                                cwd=report_dir)
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:
