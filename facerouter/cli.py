@@ -9,6 +9,7 @@ service down cleanly (see :meth:`facerouter.app.Router.shutdown`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import asyncio
 import logging
 import signal
@@ -58,6 +59,9 @@ async def check(config: LoadedConfig) -> list[str]:
     """Load the plugins as start-up would, without listening; returns their names."""
     from facerouter.app import Router
 
+    # the event store stays in memory: checking a config writes nothing
+    idem = config.router.idempotency.model_copy(update={"path": None})
+    config = dataclasses.replace(config, router=config.router.model_copy(update={"idempotency": idem}))
     router = Router(config)
     try:
         await router.start(sockets=[])
