@@ -47,7 +47,8 @@ class FacerouterConfig(StrictModel):
     sfapi_url: str = "http://127.0.0.1:18411"
     #: API token the router (and its plugins) send to sfapi; null when sfapi checks none
     sfapi_token: str | None = None
-    #: tokens clients of this router must send (frame endpoint and plugin routes)
+    #: tokens clients of this router must send (frame endpoint and plugin routes); with
+    #: required auto, checked off loopback, and for writes whenever any token is configured
     auth: AuthConfig = AuthConfig()
     #: timeout of each sfapi call made by the router (plugins' calls use the same client default)
     sfapi_timeout_s: float = Field(15.0, gt=0, le=600)
