@@ -15,8 +15,10 @@ is checked before it starts; jobs written in the config file are the operator's 
 
 Refusals are :class:`~video_worker.errors.BadJob` (400) naming the parameter. The resolver is
 injectable (tests use a stub that never does a lookup). FFmpeg resolves the name again when it
-connects, so a name whose answer changes in between (DNS rebinding) is not covered; list cameras by
-address, or pin their names in ``/etc/hosts``, where that matters.
+connects, so a name whose answer changes in between (DNS rebinding) is not covered, nor is an HTTP
+redirect FFmpeg follows; list cameras by address, or pin their names in ``/etc/hosts``, where that
+matters. What FFmpeg may open in turn is limited per scheme (``protocol_whitelist``, see
+:mod:`video_worker.source`): a file source never reaches the network, a network one never a file.
 """
 from __future__ import annotations
 
