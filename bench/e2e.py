@@ -184,7 +184,9 @@ async def main(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
     trace = tmp / "trace.jsonl"
     plan = DemoPlan(tmp / "demo", ports=free_ports(), play_speed=-1, single_pass=True, models_dir=models_dir,
-                    worker_extra={"delivery": {"trace_path": str(trace)}})
+                    worker_extra={"delivery": {"trace_path": str(trace)},
+                                  # the job API reads local files only under allowed roots: the looped clip's too
+                                  "source": {"allowed_file_roots": [str(tmp)]}})
     people = demo_people()
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, make_video, people, plan.video, models_dir)

@@ -1,6 +1,6 @@
 """The router: builds the Tornado app, the sfapi client and the plugins; serves; shuts down.
 
-Start-up order: metrics, sfapi client, Tornado application (so plugins can add routes), plugins
+Start-up order: metrics, the idempotency-key store (:mod:`facerouter.dedup`), sfapi client, Tornado application (so plugins can add routes), plugins
 (in load order), listening sockets. Shutdown (SIGTERM) in reverse: stop accepting connections and
 answer new frames 503, wait for the frames in flight, every plugin's ``shutdown`` (reverse load order,
 each with a time limit), then close the sfapi client and its HTTP session.
@@ -18,9 +18,10 @@ import tornado.netutil
 from facerouter.auth import AuthApplication
 from facerouter.config import LoadedConfig
 from facerouter.context import Context
+from facerouter.dedup import EventStore
 from facerouter.driver import PluginDriver
 from facerouter.frames import FramePipeline
-from facerouter.handlers import FrameHandler, HealthHandler, MetricsHandler
+from facerouter.handlers import FrameHandler, HealthHandler, MetricsHandler, OpenApiHandler
 from facerouter.idgen import IdGenerator
 from facerouter.loader import PluginRegistry
 from facerouter.metrics import RouterMetrics
@@ -50,11 +51,14 @@ class Router:
             (r"/v0/frame", FrameHandler, {"router": self}),
             (r"/healthz", HealthHandler, {"router": self}),
             (r"/metrics", MetricsHandler, {"router": self}),
-        ], Authenticator.from_config(cfg.auth, cfg.host, "facerouter"))
+            (r"/openapi.json", OpenApiHandler, {"router": self}),
+        ], Authenticator.from_config(cfg.auth, cfg.host, "facerouter", guard_writes=True),
+            max_body_bytes=cfg.max_body_bytes)
         self.driver = PluginDriver(self.registry, self.metrics, cfg.sync_workers)
         self._session: aiohttp.ClientSession | None = None
         self.sfapi: Client | None = None
         self._pipeline: FramePipeline | None = None
+        self.events: EventStore | None = None
         self._server: tornado.httpserver.HTTPServer | None = None
         self.ports: list[int] = []
 
@@ -71,12 +75,14 @@ class Router:
             PluginLoadError, ConfigError: start-up failed; what had started is torn down.
         """
         cfg = self.config.router
+        self.events = EventStore(self.config.events_path(), cfg.idempotency.max_keys)
+        await self.events.open()
         self._session = aiohttp.ClientSession(trace_configs=[self.metrics.trace_config()])
         self.sfapi = Client(cfg.sfapi_url, timeout=cfg.sfapi_timeout_s, session=self._session,
                             token=cfg.sfapi_token)
         self._pipeline = FramePipeline(client=self.sfapi, driver=self.driver, idgen=self.idgen,
                                        metrics=self.metrics, detector=cfg.detector,
-                                       sfapi_timeout=cfg.sfapi_timeout_s)
+                                       sfapi_timeout=cfg.sfapi_timeout_s, events=self.events)
         base_ctx = Context(sfapi=self.sfapi, idgen=self.idgen, plugins=self.registry.objects,
                            app=self.app)
         try:
@@ -139,3 +145,5 @@ class Router:
             await self.sfapi.close()
         if self._session is not None:
             await self._session.close()
+        if self.events is not None:
+            await self.events.close()

@@ -9,6 +9,7 @@ service down cleanly (see :meth:`facerouter.app.Router.shutdown`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import asyncio
 import logging
 import signal
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 
 from facerouter.config import DEFAULT_PORT, LoadedConfig, load
+from facerouter.dedup import EventStoreError
 from facerouter.errors import ConfigError, PluginError
 from sfapi.auth import AuthSetupError
 
@@ -57,6 +59,9 @@ async def check(config: LoadedConfig) -> list[str]:
     """Load the plugins as start-up would, without listening; returns their names."""
     from facerouter.app import Router
 
+    # the event store stays in memory: checking a config writes nothing
+    idem = config.router.idempotency.model_copy(update={"path": None})
+    config = dataclasses.replace(config, router=config.router.model_copy(update={"idempotency": idem}))
     router = Router(config)
     try:
         await router.start(sockets=[])
@@ -81,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, PluginError, AuthSetupError) as exc:
         sys.stderr.write(f"facerouter: {exc}\n")
         return 2
-    except OSError as exc:
+    except (OSError, EventStoreError) as exc:
         sys.stderr.write(f"facerouter: {exc}\n")
         return 1
     except KeyboardInterrupt:

@@ -29,6 +29,16 @@ DEFAULT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 M = TypeVar("M", bound=BaseModel)
 
 
+class IdempotencyConfig(StrictModel):
+    """The store of idempotency keys (:mod:`facerouter.dedup`)."""
+
+    #: SQLite file of the keys seen (relative: to the config file); null: in memory, forgotten at
+    #: exit (a post replayed after a router restart is then handled again)
+    path: Path | None = Path("facerouter_events.sqlite")
+    #: keys remembered; past it the oldest are forgotten
+    max_keys: int = Field(1_000_000, ge=100)
+
+
 class FacerouterConfig(StrictModel):
     """The router's own keys (plugin sections sit beside them in the file)."""
 
@@ -37,7 +47,8 @@ class FacerouterConfig(StrictModel):
     sfapi_url: str = "http://127.0.0.1:18411"
     #: API token the router (and its plugins) send to sfapi; null when sfapi checks none
     sfapi_token: str | None = None
-    #: tokens clients of this router must send (frame endpoint and plugin routes)
+    #: tokens clients of this router must send (frame endpoint and plugin routes); with
+    #: required auto, checked off loopback, and for writes whenever any token is configured
     auth: AuthConfig = AuthConfig()
     #: timeout of each sfapi call made by the router (plugins' calls use the same client default)
     sfapi_timeout_s: float = Field(15.0, gt=0, le=600)
@@ -65,6 +76,8 @@ class FacerouterConfig(StrictModel):
     drain_timeout_s: float = Field(30.0, ge=0, le=3600)
     #: threads that run plugins' sync (def) hooks
     sync_workers: int = Field(8, ge=1, le=256)
+    #: posts named by an Idempotency-Key header are handled once (see facerouter.dedup)
+    idempotency: IdempotencyConfig = IdempotencyConfig()
     #: buckets (seconds) of the plugin and sfapi latency histograms
     metrics_buckets: list[float] = Field(default_factory=lambda: list(DEFAULT_BUCKETS), min_length=1)
 
@@ -125,6 +138,11 @@ class LoadedConfig:
                 known = ", ".join(plugins) or "none"
                 raise ConfigError(f"{where} {name}: unknown key: not a router setting nor a loaded "
                                   f"plugin (plugins: {known})")
+
+    def events_path(self) -> Path | None:
+        """``idempotency.path``, a relative one resolved against the config file's directory."""
+        path = self.router.idempotency.path
+        return path if path is None or path.is_absolute() else self.base_dir / path
 
     def plugin_dirs(self) -> list[Path]:
         """``plugin_dir`` entries, relative ones resolved against the config file's directory."""

@@ -4,7 +4,9 @@ The built-in ``webhook`` plugin and the ``persons`` plugin's entry webhooks both
 way; a user's plugin can too (``from facerouter.delivery import DeliverySettings, JsonDelivery``).
 Each event goes to every URL; connection failures, 429 and 5xx answers are retried with
 exponential back-off, other 4xx answers are not. A full queue raises :class:`PluginError` for that
-event only. ``shutdown`` delivers what is queued for at most ``drain_timeout_s``.
+event only. Any other failure with one event (e.g. an event ``json.dumps`` cannot encode) is logged
+with its traceback, counted in ``errors`` and that event is dropped; the workers keep going.
+``shutdown`` delivers what is queued for at most ``drain_timeout_s``.
 """
 from __future__ import annotations
 
@@ -51,7 +53,7 @@ class JsonDelivery:
         self.settings = settings
         self.name = name
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(settings.queue_size)
-        self.stats = {"delivered": 0, "failed": 0, "retried": 0, "dropped": 0}
+        self.stats = {"delivered": 0, "failed": 0, "retried": 0, "dropped": 0, "errors": 0}
         self._workers: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
 
@@ -63,7 +65,7 @@ class JsonDelivery:
         except asyncio.QueueFull:
             self.stats["dropped"] += 1
             raise PluginError(self.name, f"queue full ({self.settings.queue_size} events); event "
-                              f"{event['event_id']} not sent") from None
+                              f"{event.get('event_id')} not sent") from None
 
     def _start_workers(self) -> None:
         if self._workers:
@@ -76,13 +78,19 @@ class JsonDelivery:
         while True:
             event = await self.queue.get()
             try:
-                body = json.dumps(event).encode("utf-8")
+                event_id = event.get("event_id") if isinstance(event, dict) else None
+                body = json.dumps(event, allow_nan=False).encode("utf-8")
                 for url in self.settings.urls:
-                    await self._deliver(url, body, event["event_id"])
+                    await self._deliver(url, body, event_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bad event (or a bug) costs that event only, never the worker
+                self.stats["errors"] += 1
+                log.exception("%s: event %s dropped: cannot be delivered", self.name, event_id)
             finally:
                 self.queue.task_done()
 
-    async def _deliver(self, url: str, body: bytes, event_id: str) -> None:
+    async def _deliver(self, url: str, body: bytes, event_id: Any) -> None:
         assert self._session is not None
         headers = {"Content-Type": "application/json", **self.settings.headers}
         for attempt in range(self.settings.retries + 1):

@@ -22,6 +22,9 @@ __all__ = [
     "NoFaceFound",
     "Overloaded",
     "SfapiUnavailable",
+    "SfapiUnauthorized",
+    "PayloadTooLarge",
+    "StoreUnavailable",
 ]
 
 
@@ -129,3 +132,27 @@ def _printable(value: Any) -> Any:
         return value
     text = value if isinstance(value, str) else repr(value)
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+class SfapiUnauthorized(FrameError):
+    """sfapi refused the router's own token (401/403): an operator's mistake, not the frame's.
+
+    Answered 502 so that the sender keeps the frame and retries it once the token is fixed.
+    """
+
+    status = 502
+    code = "SFAPI_UNAUTHORIZED"
+
+
+class PayloadTooLarge(FrameError):
+    """The request body is larger than ``max_body_bytes``."""
+
+    status = 413
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class StoreUnavailable(FrameError):
+    """The router's idempotency-key store failed: the sender should retry later."""
+
+    status = 503
+    code = "STORAGE_ERROR"

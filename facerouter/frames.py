@@ -1,6 +1,10 @@
 """What the router does with one parsed frame: event id, preprocess, detect, process.
 
-1. ``event_id = ctx.idgen()``;
+1. ``event_id = ctx.idgen()`` -- or, for a frame with an ``Idempotency-Key``, the event id the key
+   got on its first delivery; a key already handled is answered from the store with
+   ``"duplicate": true`` and skips the rest (:mod:`facerouter.dedup`). Plugins see the id as
+   ``request.event_id`` (and the ``event_id`` argument of ``process``), and ``request.redelivered``
+   says whether this key was delivered before without being answered;
 2. every plugin's ``preprocess`` concurrently; the union of the features asked for;
 3. if any plugin asked for something: one sfapi detect -- on ``face0`` with
    ``detector=normalized``, or, without face0 and with config ``detector: nnd``, on ``photo`` taking
@@ -8,8 +12,9 @@
 4. ``process`` of every plugin that asked for something, concurrently, with that detection.
 
 sfapi failures on the router's own detect become :class:`SfapiUnavailable` (503: the sender
-retries) when sfapi is unreachable, overloaded or failing, and a 4xx naming the part sfapi refused
-otherwise. Plugins' own failures never fail the frame; they are listed in the answer.
+retries) when sfapi is unreachable, overloaded or failing, :class:`SfapiUnauthorized` (502
+``SFAPI_UNAUTHORIZED``: the sender keeps the frame and retries) when sfapi refuses the router's
+token, and a 4xx naming the part sfapi refused otherwise. Plugins' own failures never fail the frame; they are listed in the answer.
 
 When any plugin asked for something, the answer carries ``timings`` (seconds): ``preprocess_s`` (every
 preprocess done), ``detect_s`` (the sfapi detect) and ``process_s`` (every process done, e.g. the
@@ -22,8 +27,10 @@ import logging
 import time
 from typing import Any
 
+from facerouter.dedup import EventStore, EventStoreError
 from facerouter.driver import PluginDriver
-from facerouter.errors import BadFrame, FrameRefused, NoFaceFound, SfapiUnavailable
+from facerouter.errors import (BadFrame, FrameRefused, NoFaceFound, SfapiUnauthorized,
+                               SfapiUnavailable, StoreUnavailable)
 from facerouter.idgen import IdGenerator
 from facerouter.metrics import RouterMetrics
 from facerouter.objects import BBox, DetectFace, DetectResponse
@@ -55,8 +62,10 @@ class FramePipeline:
     """Runs frames through the plugins; one per router."""
 
     def __init__(self, *, client: Client, driver: PluginDriver, idgen: IdGenerator,
-                 metrics: RouterMetrics, detector: str, sfapi_timeout: float) -> None:
+                 metrics: RouterMetrics, detector: str, sfapi_timeout: float,
+                 events: EventStore | None = None) -> None:
         self.client = client
+        self.events = events
         self.driver = driver
         self.idgen = idgen
         self.metrics = metrics
@@ -71,8 +80,29 @@ class FramePipeline:
 
     async def handle(self, request: Any) -> dict[str, Any]:
         """Run one frame (``request.params`` set) through the plugins; returns the answer body."""
+        key = request.params.idempotency_key
+        if key is None or self.events is None:
+            return await self._run(request, self.idgen(), redelivered=False)
+        try:
+            async with self.events.exclusive(key):
+                claim = await self.events.claim(key, self.idgen())
+                if claim.answer is not None:
+                    log.info("frame %s (key %s) delivered again: answered from the store",
+                             claim.answer.get("event_id"), key)
+                    self.metrics.duplicates.inc()
+                    return {**claim.answer, "duplicate": True}
+                body = await self._run(request, claim.event_id, redelivered=claim.seen)
+                await self.events.done(key, {k: body[k] for k in ("event_id", "failed_plugins",
+                                                                  "processed")})
+                return body
+        except EventStoreError as exc:
+            log.error("%s", exc)
+            raise StoreUnavailable("facerouter's event store failed; retry later") from exc
+
+    async def _run(self, request: Any, event_id: int, redelivered: bool) -> dict[str, Any]:
         params: FrameParams = request.params
-        event_id = self.idgen()
+        request.event_id = event_id
+        request.redelivered = redelivered
         t0 = time.perf_counter()
         pre = await self.driver.preprocess(request, params.labels)
         t1 = time.perf_counter()
@@ -139,6 +169,10 @@ class FramePipeline:
 
 
 def _remote_error(exc: SFApiRemoteError, part: str) -> Exception:
+    if exc.code in ("UNAUTHORIZED", "FORBIDDEN") or exc.status in (401, 403):
+        log.error("sfapi refused facerouter's token (sfapi_token): %s", exc.reason)
+        return SfapiUnauthorized("sfapi refused facerouter's API token (check sfapi_token); "
+                                 "retry once it is fixed")
     if exc.code in OUTAGE_CODES or (exc.status or 500) >= 500:
         return SfapiUnavailable(f"sfapi failed: {exc}")
     if exc.code == "EXTRACTION_ERROR":

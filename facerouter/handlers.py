@@ -1,4 +1,5 @@
-"""Tornado handlers of the router: ``POST /v0/frame``, ``GET /healthz``, ``GET /metrics``.
+"""Tornado handlers of the router: ``POST /v0/frame``, ``GET /healthz``, ``GET /metrics``,
+``GET /openapi.json`` (:mod:`facerouter.openapi`).
 
 Every error answer is JSON ``{"code", "reason"[, "param", "value"]}``, as sfapi's are. A 200
 with ``timings`` (see :mod:`facerouter.frames`) gets ``total_s`` (from the handler's start to the
@@ -6,6 +7,7 @@ answer, multipart parsing included) and ``started_at`` (unix seconds) added.
 """
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import time
@@ -15,14 +17,20 @@ import tornado.web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from facerouter.errors import FrameError, Overloaded
+from facerouter.openapi import build_document
 from facerouter.request import parse_frame
 
 if TYPE_CHECKING:
     from facerouter.app import Router
 
-__all__ = ["FrameHandler", "HealthHandler", "MetricsHandler"]
+__all__ = ["FrameHandler", "HealthHandler", "MetricsHandler", "OpenApiHandler"]
 
 log = logging.getLogger(__name__)
+
+try:
+    _VERSION = importlib.metadata.version("facestack")
+except importlib.metadata.PackageNotFoundError:
+    _VERSION = "0"
 
 
 class _JsonHandler(tornado.web.RequestHandler):
@@ -121,3 +129,11 @@ class MetricsHandler(_JsonHandler):
     def get(self) -> None:
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
         self.finish(self.router.metrics.render())
+
+
+class OpenApiHandler(_JsonHandler):
+    """``GET /openapi.json``: the router's OpenAPI document, the plugins' routes included."""
+
+    def get(self) -> None:
+        router = self.router
+        self.send_json(200, build_document(router.app, dict(router.registry.objects), _VERSION))

@@ -3,6 +3,7 @@
 * ``facerouter_plugin_calls_total{plugin,hook}``, ``facerouter_plugin_errors_total{plugin,hook,kind}``
   (kind: ``error`` | ``timeout`` | ``bad_result``), ``facerouter_plugin_latency_seconds{plugin,hook}``;
 * ``facerouter_frames_total{cam_id,status}`` (status: the HTTP status answered);
+* ``facerouter_duplicate_frames_total``: frames whose Idempotency-Key was already handled;
 * ``facerouter_frame_latency_seconds``, ``facerouter_frames_inflight``;
 * ``facerouter_sfapi_latency_seconds{call}`` -- every sfapi call, the router's and the plugins',
   timed by a trace on the client's HTTP session (call: ``detect``, ``search``, ``face_add`` ...).
@@ -50,6 +51,8 @@ class RouterMetrics:
     def __init__(self, buckets: Sequence[float]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         reg = self.registry
+        self.duplicates = Counter("facerouter_duplicate_frames",
+                                  "Frames answered from the idempotency-key store", registry=reg)
         self.plugin_calls = Counter("facerouter_plugin_calls", "Plugin hook calls",
                                     ["plugin", "hook"], registry=reg)
         self.plugin_errors = Counter("facerouter_plugin_errors",

@@ -40,11 +40,20 @@ class FrHTTPRequest(tornado.httputil.HTTPServerRequest):
 
     Only a type for annotations: the object plugins get is the Tornado request itself, with a
     ``params`` attribute (:class:`facerouter.request.FrameParams`): ``photo``, ``face0``, ``bbox``,
-    ``cam_id``, ``timestamp`` (aware :class:`datetime.datetime`), ``detectorParams``, ``bs_type``
-    and ``labels``.
+    ``cam_id``, ``timestamp`` (aware :class:`datetime.datetime`), ``detectorParams``, ``bs_type``,
+    ``labels`` and ``idempotency_key`` (the sender's ``Idempotency-Key`` header, or ``None``).
+
+    Also set before ``preprocess``: ``event_id`` (int, the same as ``process``'s argument) and
+    ``redelivered`` (bool). A post the sender delivers again (same ``Idempotency-Key``) keeps its
+    ``event_id``; once the router answered it, it never reaches the plugins again, but if the
+    router or a plugin failed before answering, the next delivery reaches them again with
+    ``redelivered`` true. A plugin that stores something should key it by ``event_id`` (a gallery
+    face id, a unique column, an upsert) so that it is stored once however often it arrives.
     """
 
     params: FrameParams
+    event_id: int
+    redelivered: bool
 
 
 class Plugin:
@@ -87,7 +96,7 @@ class Plugin:
             photo: the frame JPEG (``request.params.photo``).
             bbox: ``[[x1, y1, x2, y2]]``, the face in ``photo`` pixels (``request.params.bbox``).
             event_id: unique id of this face event (from ``ctx.idgen``); usable as a gallery face
-                id.
+                id. The same for every delivery of one post (``Idempotency-Key``): store by it.
             detection: sfapi's detection of the face: ``id`` (cache id, present with facen),
                 ``bbox``, ``features`` (gender, age, emotions when asked for).
         """

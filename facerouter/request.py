@@ -5,20 +5,42 @@ Parts, as the video worker sends them: ``photo`` (JPEG of the frame or a crop of
 ``cam_id``, ``timestamp`` (RFC 3339, with a UTC offset), ``detectorParams`` (JSON object),
 ``bs_type`` (``overall`` | ``realtime``) and ``labels`` (JSON object of strings). A part may come as
 a file or as a plain form field. A missing or malformed part raises :class:`BadFrame` naming it.
+
+JSON parts are parsed by :mod:`sfapi.safejson` (size and nesting limits, no NaN/Infinity). The
+images' sizes are read from their headers (no decoding): ``face0`` must be at least
+:data:`MIN_FACE0_SIDE` pixels on each side, and ``bbox`` must overlap ``photo`` and reach past its
+borders by at most one photo width/height (a face cut by the border).
+
+The optional ``Idempotency-Key`` header (printable ASCII, at most 200 characters) names the post;
+a sender that repeats a post (a retry, a replay from its spool) sends the same key, and the router
+answers it with the same ``event_id`` without handing it to the plugins twice (see
+:mod:`facerouter.dedup`).
 """
 from __future__ import annotations
 
 import datetime
-import json
+import io
 import math
+import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+from PIL import Image
 from tornado.httputil import HTTPServerRequest
 
 from facerouter.errors import BadFrame
+from sfapi import safejson
 
-__all__ = ["FrameParams", "parse_frame", "BS_TYPES", "JPEG_MAGIC"]
+__all__ = ["FrameParams", "parse_frame", "image_size", "BS_TYPES", "JPEG_MAGIC", "MIN_FACE0_SIDE",
+           "IDEMPOTENCY_HEADER"]
+
+#: smallest width and height of face0 (sfapi's normalized detector needs a face to look at)
+MIN_FACE0_SIDE = 16
+#: the header a sender names a post with (repeats of a post carry the same key)
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+_MAX_JSON_PART = 64 * 1024
 
 BS_TYPES = ("overall", "realtime")
 JPEG_MAGIC = b"\xff\xd8"
@@ -39,6 +61,8 @@ class FrameParams:
         detectorParams: the video worker's detector data (score, landmarks, track id ...).
         bs_type: ``'overall'`` or ``'realtime'``.
         labels: the camera job's labels (str -> str).
+        idempotency_key: the sender's ``Idempotency-Key`` header, or ``None``.
+        photo_size: ``(width, height)`` of ``photo``.
     """
 
     photo: bytes
@@ -49,6 +73,8 @@ class FrameParams:
     detectorParams: dict[str, Any] = field(default_factory=dict)  # noqa: N815 - wire name
     bs_type: str = "overall"
     labels: dict[str, str] = field(default_factory=dict)
+    idempotency_key: str | None = None
+    photo_size: tuple[int, int] = (0, 0)
 
     def __getitem__(self, key: str) -> Any:
         """``params['cam_id']`` is ``params.cam_id`` (for plugins that treat params as a dict)."""
@@ -73,16 +99,53 @@ def parse_frame(request: HTTPServerRequest) -> FrameParams:
                        param="Content-Type", value=ctype)
     photo = _image(request, "photo", required=True)
     assert photo is not None
+    photo_size = image_size(photo, "photo")
+    face0 = _image(request, "face0", required=False)
+    if face0 is not None:
+        w, h = image_size(face0, "face0")
+        if min(w, h) < MIN_FACE0_SIDE:
+            raise BadFrame(f"face0 is {w}x{h} pixels; it must be at least {MIN_FACE0_SIDE}x"
+                           f"{MIN_FACE0_SIDE} (the normalized face)", param="face0", value=[w, h])
     return FrameParams(
         photo=photo,
-        face0=_image(request, "face0", required=False),
-        bbox=_bbox(_text(request, "bbox")),
+        face0=face0,
+        bbox=_bbox(_text(request, "bbox"), photo_size),
         cam_id=_cam_id(_text(request, "cam_id")),
         timestamp=_timestamp(_text(request, "timestamp")),
         detectorParams=_json_object(_text(request, "detectorParams"), "detectorParams"),
         bs_type=_bs_type(_text(request, "bs_type")),
         labels=_labels(_text(request, "labels")),
+        idempotency_key=_idempotency_key(request),
+        photo_size=photo_size,
     )
+
+
+def image_size(data: bytes, name: str) -> tuple[int, int]:
+    """``(width, height)`` of an image from its header (nothing is decoded); raises
+    :class:`BadFrame` naming part ``name`` when the header cannot be read."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise BadFrame(f"part {name!r} is too large an image", param=name, value=None) from None
+    except Exception as exc:  # PIL raises many types for damaged headers
+        raise BadFrame(f"part {name!r} is not a readable image: {type(exc).__name__}",
+                       param=name, value=data[:8]) from None
+    if width < 1 or height < 1:
+        raise BadFrame(f"part {name!r} has no pixels", param=name, value=[width, height])
+    return width, height
+
+
+def _idempotency_key(request: HTTPServerRequest) -> str | None:
+    values = request.headers.get_list(IDEMPOTENCY_HEADER)
+    if not values:
+        return None
+    if len(values) > 1 or not _KEY.match(values[0]):
+        raise BadFrame(f"{IDEMPOTENCY_HEADER} must be one value of 1-200 printable ASCII "
+                       "characters", param=IDEMPOTENCY_HEADER, value=values[0])
+    return values[0]
 
 
 def _raw(request: HTTPServerRequest, name: str) -> bytes | None:
@@ -118,12 +181,13 @@ def _text(request: HTTPServerRequest, name: str) -> str:
 
 def _json(text: str, name: str) -> Any:
     try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise BadFrame(f"part {name!r} is not valid JSON: {exc}", param=name, value=text) from None
+        return safejson.loads(text, max_bytes=_MAX_JSON_PART)
+    except safejson.JsonRefused as exc:
+        raise BadFrame(f"part {name!r} is not acceptable JSON: {exc.detail}", param=name,
+                       value=text) from None
 
 
-def _bbox(text: str) -> list[list[int]]:
+def _bbox(text: str, size: tuple[int, int]) -> list[list[int]]:
     value = _json(text, "bbox")
     if (not isinstance(value, list) or len(value) != 1 or not isinstance(value[0], list)
             or len(value[0]) != 4):
@@ -135,6 +199,12 @@ def _bbox(text: str) -> list[list[int]]:
     x1, y1, x2, y2 = box
     if not (x2 > x1 and y2 > y1):
         raise BadFrame("bbox must have x2 > x1 and y2 > y1", param="bbox", value=text)
+    w, h = size
+    if x1 < -w or y1 < -h or x2 > 2 * w or y2 > 2 * h:
+        raise BadFrame(f"bbox reaches too far past the {w}x{h} photo (at most one photo width or "
+                       "height past its borders)", param="bbox", value=text)
+    if x2 <= 0 or y2 <= 0 or x1 >= w or y1 >= h:
+        raise BadFrame(f"bbox lies outside the {w}x{h} photo", param="bbox", value=text)
     # integers, as the plugin API documents: the smallest pixel box holding the worker's float box
     return [[math.floor(x1), math.floor(y1), math.ceil(x2), math.ceil(y2)]]
 

@@ -61,12 +61,20 @@ def is_loopback(host: str) -> bool:
 class Authenticator:
     enabled: bool
     tokens: tuple[tuple[bytes, str, str], ...]  # (secret, role, name)
+    #: only writes are checked (reads are open): ``guard_writes`` on loopback with tokens configured
+    writes_only: bool = False
 
     @classmethod
-    def from_config(cls, cfg: AuthConfig, host: str, service: str) -> "Authenticator":
+    def from_config(cls, cfg: AuthConfig, host: str, service: str, *,
+                    guard_writes: bool = False) -> "Authenticator":
+        """The check of ``service`` bound to ``host``. With ``guard_writes`` (facerouter, the video
+        worker), ``required: auto`` on loopback still checks writes when any token is configured."""
         enabled = cfg.required == "always" or (cfg.required == "auto" and not is_loopback(host))
         tokens = tuple((t.token.get_secret_value().encode(), t.role, t.name or f"token{i}")
                        for i, t in enumerate(cfg.tokens))
+        writes_only = False
+        if not enabled and guard_writes and cfg.required == "auto" and tokens:
+            enabled = writes_only = True
         if enabled and not tokens:
             why = "auth.required is always" if cfg.required == "always" else f"it binds to {host}, not loopback"
             raise AuthSetupError(f"{service} must check API tokens ({why}) but auth.tokens is empty; "
@@ -74,11 +82,13 @@ class Authenticator:
         for secret, _, name in tokens:
             if len(secret) < 16:
                 raise AuthSetupError(f"{service}: auth token {name!r} is shorter than 16 characters")
-        return cls(enabled, tokens)
+        return cls(enabled, tokens, writes_only)
 
     def check(self, method: str, path: str, authorization: str | None) -> str | None:
         """The token holder's name, or None when auth is off; raises AuthError when refused."""
         if not self.enabled or path in OPEN_PATHS:
+            return None
+        if self.writes_only and method.upper() in READ_METHODS:
             return None
         scheme, _, credentials = (authorization or "").partition(" ")
         if scheme not in ("Bearer", "Token") or not credentials.strip():

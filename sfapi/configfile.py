@@ -96,11 +96,25 @@ def _format_errors(exc: ValidationError, source: str, lines: dict[tuple[str | in
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         got = err.get("input")
-        shown = "" if err["type"] == "missing" else f" (got {got!r})"
+        if err["type"] == "missing":
+            shown = ""
+        elif _is_secret(loc):
+            shown = " (got a value that is not shown: it may be a secret)"
+        else:
+            shown = f" (got {got!r})"
         if len(shown) > 120:
             shown = shown[:117] + "...)"
         out.append(f"{where} {key}: {msg}{shown}")
     return "\n".join(out)
+
+
+#: key names whose values are never echoed in config errors (any key path containing one)
+_SECRET_WORDS = ("token", "secret", "password", "passwd", "credential", "api_key", "apikey")
+
+
+def _is_secret(loc: tuple[Any, ...]) -> bool:
+    """Whether an error at ``loc`` may be about a secret (a token, a password ...)."""
+    return any(isinstance(p, str) and any(w in p.lower() for w in _SECRET_WORDS) for p in loc)
 
 
 def _nearest_line(loc: tuple[Any, ...], lines: dict[tuple[str | int, ...], int]) -> int | None:

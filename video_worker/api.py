@@ -9,15 +9,20 @@
   faces_detected, tracks, faces_posted, posts_rejected, posts_failed, posts_spooled, posts_dropped,
   processed_duration, reconnects, decode_fps, last_error, posts_pending, spool_bytes},
   "worker_id"}``.
-* ``GET /healthz``: 200 ``{"status": "ok", ...}`` (503 while stopping); ``GET /metrics``.
+* ``GET /healthz``: 200 ``{"status": "ok", ...}`` (503 while stopping); ``GET /metrics``;
+  ``GET /openapi.json``: this API's OpenAPI document (:mod:`video_worker.openapi`).
 
-Errors are ``{"code", "desc"}`` (``BAD_PARAM`` 400, ``NOT_FOUND`` 404, ``UNAUTHORIZED`` 401,
-``FORBIDDEN`` 403). API tokens (config ``auth``, :mod:`sfapi.auth`'s rules) cover every route but
+Errors are ``{"code", "desc"}`` (``BAD_PARAM`` 400 with ``param``, ``NOT_FOUND`` 404,
+``UNAUTHORIZED`` 401, ``FORBIDDEN`` 403, ``METHOD_NOT_ALLOWED`` 405 with ``Allow``,
+``PAYLOAD_TOO_LARGE`` 413, ``INTERNAL_ERROR`` 500). The body of ``POST /job/{id}`` is parsed by
+:mod:`sfapi.safejson` (size and depth limits) and checked against the source policy
+(:mod:`video_worker.policy`) before the job starts. API tokens (config ``auth``, :mod:`sfapi.auth`'s rules) cover every route but
 ``/healthz``: 401 without a valid ``Authorization: Bearer`` token, 403 for a read-only token on a
 write (POST, DELETE).
 """
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
@@ -25,9 +30,11 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from sfapi import safejson
 from sfapi.auth import Authenticator, AuthError
 from video_worker.config import job_from_api
 from video_worker.errors import ApiError, BadJob
+from video_worker.openapi import document
 
 if TYPE_CHECKING:
     from video_worker.app import Worker
@@ -35,6 +42,11 @@ if TYPE_CHECKING:
 __all__ = ["build_app", "WORKER_KEY"]
 
 log = logging.getLogger(__name__)
+
+try:
+    _VERSION = importlib.metadata.version("facestack")
+except importlib.metadata.PackageNotFoundError:
+    _VERSION = "0"
 
 WORKER_KEY: web.AppKey["Worker"] = web.AppKey("worker")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -49,8 +61,16 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return web.json_response({"code": "NOT_FOUND" if exc.status == 404 else "BAD_REQUEST",
-                                  "desc": exc.reason}, status=exc.status)
+        code = _HTTP_CODES.get(exc.status, "BAD_REQUEST" if exc.status < 500 else "INTERNAL_ERROR")
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return web.json_response({"code": code, "desc": exc.reason}, status=exc.status,
+                                 headers=headers)
+    except Exception:  # a bug: say so as JSON, with the traceback in the log
+        log.exception("%s %s failed", request.method, request.path)
+        return web.json_response({"code": "INTERNAL_ERROR", "desc": "internal error"}, status=500)
+
+
+_HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
 
 
 def _authenticate(auth: Authenticator) -> Callable[..., Awaitable[web.StreamResponse]]:
@@ -77,10 +97,11 @@ def _view(request: web.Request, job: Any) -> dict[str, Any]:
 async def put_job(request: web.Request) -> web.Response:
     worker = _worker(request)
     try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadJob(f"the body must be JSON: {exc}", param="body") from None
+        body = safejson.loads(await request.read())
+    except safejson.JsonRefused as exc:
+        raise BadJob(f"the body must be JSON: {exc.detail}", param="body") from None
     spec = job_from_api(request.match_info["id"], body, worker.cfg)
+    await worker.policy.check(spec.stream_url, spec.router_url, spec.settings)
     job, created = await worker.manager.put(spec)
     return web.json_response(_view(request, job), status=201 if created else 200)
 
@@ -109,12 +130,17 @@ async def healthz(request: web.Request) -> web.Response:
     jobs = worker.manager.jobs.values()
     statuses: dict[str, int] = {}
     for job in jobs:
-        statuses[job.status] = statuses.get(job.status, 0) + 1
+        status = job.view()["status"]
+        statuses[status] = statuses.get(status, 0) + 1
     body = {"status": "stopping" if worker.stopping else "ok", "worker_id": worker.cfg.worker_id,
             "jobs": len(jobs), "job_status": statuses,
             "posts_pending": sum(job.outbox.pending for job in jobs)}
     return web.json_response(body, status=503 if worker.stopping else 200,
                              dumps=lambda o: json.dumps(o, sort_keys=True))
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(document(_VERSION))
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -137,4 +163,5 @@ def build_app(worker: "Worker", auth: Authenticator | None = None) -> web.Applic
     app.router.add_post("/job/{id}/restart", restart_job)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi)
     return app

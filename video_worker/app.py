@@ -17,6 +17,7 @@ from video_worker.config import WorkerConfig, authenticator
 from video_worker.detector import SharedDetector
 from video_worker.manager import JobManager
 from video_worker.metrics import WorkerMetrics
+from video_worker.policy import Resolver, SourcePolicy
 
 __all__ = ["Worker"]
 
@@ -25,10 +26,13 @@ log = logging.getLogger(__name__)
 
 class Worker:
     """One video worker. ``detector`` may be given (shared by tests); otherwise it is built from
-    the config and owned (closed at shutdown)."""
+    the config and owned (closed at shutdown). ``resolver`` resolves host names for the source
+    policy (default: the system's; tests pass a stub)."""
 
-    def __init__(self, cfg: WorkerConfig, detector: SharedDetector | None = None) -> None:
+    def __init__(self, cfg: WorkerConfig, detector: SharedDetector | None = None,
+                 resolver: Resolver | None = None) -> None:
         self.cfg = cfg
+        self.policy = SourcePolicy(cfg.source, cfg.router_url, resolver)
         self.metrics = WorkerMetrics()
         self._own_detector = detector is None
         self._detector = detector
@@ -46,7 +50,7 @@ class Worker:
             self._detector = await asyncio.to_thread(SharedDetector, self.cfg.models, self.cfg.detector)
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
         self.http = aiohttp.ClientSession(connector=connector, headers=self.cfg.router_headers())
-        self.manager = JobManager(self.cfg, self._detector, self.http, self.metrics)
+        self.manager = JobManager(self.cfg, self._detector, self.http, self.metrics, self.policy)
         await self.manager.start()
         if not serve:
             return

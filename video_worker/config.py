@@ -162,8 +162,35 @@ class DeliverySection(StrictModel):
     trace_path: Path | None = None
 
 
+#: FFmpeg options a job's ``settings.ffmpeg_params`` may set by default (demuxer and protocol tuning;
+#: none of them names another file, protocol or host)
+FFMPEG_PARAMS_ALLOWED = ("analyzeduration", "probesize", "fflags", "flags", "max_delay",
+                         "reorder_queue_size", "buffer_size", "fifo_size", "rtsp_flags",
+                         "allowed_media_types", "min_port", "max_port", "stimeout", "timeout",
+                         "rw_timeout", "listen_timeout", "user_agent", "framerate", "video_size",
+                         "input_format", "pixel_format", "seekable", "multiple_requests",
+                         "reconnect", "reconnect_streamed", "reconnect_delay_max")
+
+
+class HostRules(StrictModel):
+    """Which hosts a job's URL may name: ``allow`` and ``deny`` entries are address categories
+    (``loopback``, ``private``, ``link_local``, ``multicast``, ``unspecified``, ``reserved``,
+    ``public``), CIDRs / addresses, or host names; deny wins. A host name listed is taken as is;
+    any other is resolved and each of its addresses must be allowed and not denied."""
+
+    allow: list[str] = []
+    deny: list[str] = []
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _rules(cls, value: list[str]) -> list[str]:
+        from video_worker.policy import check_host_rule
+        return [check_host_rule(rule) for rule in value]
+
+
 class SourceSection(StrictModel):
-    """Opening and reading streams."""
+    """Opening and reading streams, and what jobs created over the API may read
+    (:mod:`video_worker.policy`)."""
 
     open_timeout_s: float = Field(10.0, gt=0)
     #: no packet for this long is a stall: the job reconnects
@@ -174,6 +201,27 @@ class SourceSection(StrictModel):
     frame_queue: int = Field(4, ge=1, le=256)
     #: decoder threads per stream (0: FFmpeg's choice)
     decoder_threads: int = Field(0, ge=0, le=64)
+    #: URL schemes an API job's stream_url may use
+    allowed_schemes: list[str] = ["rtsp", "rtsps", "http", "https"]
+    #: directories whose files an API job may read (symbolic links resolved); none by default
+    allowed_file_roots: list[Path] = []
+    #: devices an API job may open, e.g. [/dev/video0]; none by default
+    allowed_devices: list[str] = []
+    #: hosts an API job's stream_url may name: cameras live on private networks (loopback,
+    #: link-local and the rest are refused unless allowed here)
+    stream_hosts: HostRules = HostRules(allow=["private", "public"])
+    #: hosts an API job's router_url may name besides the host of the worker's own router_url
+    router_hosts: HostRules = HostRules()
+    #: FFmpeg options an API job's settings.ffmpeg_params may set
+    ffmpeg_params_allowed: list[str] = list(FFMPEG_PARAMS_ALLOWED)
+
+    @field_validator("allowed_schemes")
+    @classmethod
+    def _schemes(cls, value: list[str]) -> list[str]:
+        for scheme in value:
+            if not re.fullmatch(r"[a-z][a-z0-9+.\-]*", scheme) or scheme == "file":
+                raise ValueError(f"{scheme!r} is not a URL scheme name (files: allowed_file_roots)")
+        return value
 
 
 class WorkerConfig(StrictModel):
@@ -189,7 +237,8 @@ class WorkerConfig(StrictModel):
     #: checks none. Never logged; a read-write token of the router's ``auth.tokens``.
     router_token: SecretStr | None = None
     #: tokens clients of the job API must send (/healthz is open); checked by default whenever the
-    #: API binds to a non-loopback address
+    #: API binds to a non-loopback address, and for writes (POST, DELETE) whenever any token is
+    #: configured
     auth: AuthConfig = AuthConfig()
     models: ModelsSection = ModelsSection()
     detector: DetectorSection = DetectorSection()
@@ -227,14 +276,15 @@ def authenticator(cfg: WorkerConfig, host: str | None = None) -> Authenticator:
     :class:`ConfigError` (with :class:`sfapi.auth.AuthSetupError`'s message) when it must check
     tokens and has none."""
     try:
-        return Authenticator.from_config(cfg.auth, host if host is not None else cfg.host, SERVICE)
+        return Authenticator.from_config(cfg.auth, host if host is not None else cfg.host, SERVICE,
+                                         guard_writes=True)
     except AuthSetupError as exc:
         raise ConfigError(str(exc)) from None
 
 
 def load(path: str | Path | None, overrides: dict[str, Any] | None = None) -> WorkerConfig:
     """Read and validate the worker config; relative ``state_dir`` / ``models.dir`` /
-    ``delivery.trace_path`` are made relative to the file. Raises :class:`ConfigError` with
+    ``delivery.trace_path`` / ``source.allowed_file_roots`` are made relative to the file. Raises :class:`ConfigError` with
     file:line messages, or when the job API must check tokens (``auth``) and has none."""
     try:
         cfg = load_config(path, WorkerConfig, overrides)
@@ -250,6 +300,10 @@ def load(path: str | Path | None, overrides: dict[str, Any] | None = None) -> Wo
         trace = cfg.delivery.trace_path
         if trace is not None and not trace.is_absolute():
             update["delivery"] = cfg.delivery.model_copy(update={"trace_path": base / trace})
+        roots = cfg.source.allowed_file_roots
+        if any(not r.is_absolute() for r in roots):
+            update["source"] = cfg.source.model_copy(update={
+                "allowed_file_roots": [r if r.is_absolute() else base / r for r in roots]})
         if update:
             cfg = cfg.model_copy(update=update)
     authenticator(cfg)  # a worker that must check tokens and has none fails here, as --check-config

@@ -5,7 +5,14 @@ a delivery fails with something worth retrying (connection error, timeout, 5xx, 
 failed post and everything queued behind it move to the camera's on-disk :class:`Spool`, and posts
 keep going to the spool until it is empty again; the head of the spool is retried with exponential
 back-off (at least ``Retry-After`` when the router says so). A 4xx answer (e.g. 422 no face) is
-final: the post is counted as rejected and the next one goes. At shutdown the posts still in
+final: the post is counted as rejected and the next one goes -- except 401 and 403 (the router
+refused the worker's ``router_token``) and 502 ``SFAPI_UNAUTHORIZED`` (sfapi refused the router's
+token): those are the operator's mistake, so the posts stay spooled and are retried with back-off,
+and the job shows ``status: unauthorized`` (:attr:`Outbox.unauthorized`) until a post goes through.
+
+Every post carries its idempotency key in the ``Idempotency-Key`` header (see
+:mod:`video_worker.posts`), so a post sent again (a retry after a lost answer, a replay from the
+spool after a crash) is recognised by facerouter and stored once. At shutdown the posts still in
 memory are written to the spool, which the next start delivers first.
 
 With ``delivery.trace_path`` set, every acknowledged post appends one JSON line to that file
@@ -29,9 +36,9 @@ from typing import Any, Callable
 import aiohttp
 
 from video_worker.config import DeliverySection
-from video_worker.errors import PostRejected, RouterUnavailable, SpoolError
+from video_worker.errors import PostRejected, RouterUnauthorized, RouterUnavailable, SpoolError
 from video_worker.metrics import WorkerMetrics
-from video_worker.posts import Post
+from video_worker.posts import IDEMPOTENCY_HEADER, Post
 from video_worker.spool import Spool
 
 __all__ = ["Outbox", "Ack", "Trace", "send_post"]
@@ -51,8 +58,9 @@ class Ack:
 async def send_post(http: aiohttp.ClientSession, url: str, post: Post, timeout_s: float) -> Ack:
     """One attempt; raises :class:`RouterUnavailable` (retry) or :class:`PostRejected` (don't)."""
     sent_at = time.time()
+    headers = {IDEMPOTENCY_HEADER: post.key} if post.key else None
     try:
-        async with http.post(url, data=post.form(sent_at=sent_at),
+        async with http.post(url, data=post.form(sent_at=sent_at), headers=headers,
                              timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
             body = await resp.read()
             status = resp.status
@@ -62,6 +70,12 @@ async def send_post(http: aiohttp.ClientSession, url: str, post: Post, timeout_s
     if 200 <= status < 300:
         return Ack(sent_at, time.time(), body)
     text = body[:300].decode("utf-8", "replace")
+    if status in (401, 403):
+        raise RouterUnauthorized(f"{url}: HTTP {status}: facerouter refused the worker's token "
+                                 f"(router_token): {text}", status=status)
+    if status == 502 and _code(body) == "SFAPI_UNAUTHORIZED":
+        raise RouterUnauthorized(f"{url}: HTTP 502: sfapi refused facerouter's token "
+                                 f"(facerouter's sfapi_token): {text}", status=status)
     if status in (408, 429) or status >= 500:
         try:
             wait = float(retry_after) if retry_after else None
@@ -69,6 +83,14 @@ async def send_post(http: aiohttp.ClientSession, url: str, post: Post, timeout_s
             wait = None
         raise RouterUnavailable(f"{url}: HTTP {status} {text}", status=status, retry_after=wait)
     raise PostRejected(f"{url}: HTTP {status} {text}", status=status)
+
+
+def _code(body: bytes) -> str | None:
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return None
+    return answer.get("code") if isinstance(answer, dict) else None
 
 
 class Trace:
@@ -131,6 +153,8 @@ class Outbox:
         self._idle = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.last_error: str | None = None
+        #: why the last attempt was refused for its token (None once a post goes through)
+        self.unauthorized: str | None = None
         self.trace = Trace(cfg.trace_path) if cfg.trace_path is not None else None
         self._update_spool_metrics()
 
@@ -206,6 +230,11 @@ class Outbox:
             try:
                 ack = await send_post(self.http, self.url, post, self.cfg.timeout_s)
             except RouterUnavailable as exc:
+                if isinstance(exc, RouterUnauthorized):
+                    if self.unauthorized is None:
+                        log.error("camera %s: %s; posts are kept until the token is fixed",
+                                  self.cam_id, exc)
+                    self.unauthorized = str(exc)
                 self._count("failed", str(exc))
                 if seq is None:  # the failed post and all behind it wait on disk, in order
                     async with self._lock:
@@ -222,6 +251,7 @@ class Outbox:
                 backoff = min(backoff * 2, self.cfg.backoff_max_s)
                 continue
             except PostRejected as exc:
+                self.unauthorized = None
                 log.warning("camera %s: facerouter refused a post: %s", self.cam_id, exc)
                 self._count("rejected", str(exc))
             except asyncio.CancelledError:
@@ -230,6 +260,9 @@ class Outbox:
                     self._inflight -= 1
                 raise
             else:
+                if self.unauthorized is not None:
+                    log.info("camera %s: facerouter accepts posts again", self.cam_id)
+                self.unauthorized = None
                 self._count("ok", None)
                 self._trace(post, ack)
             backoff = self.cfg.backoff_initial_s

@@ -19,6 +19,7 @@ __all__ = [
     "DeliveryError",
     "PostRejected",
     "RouterUnavailable",
+    "RouterUnauthorized",
     "SpoolError",
     "ApiError",
     "BadJob",
@@ -77,6 +78,12 @@ class RouterUnavailable(DeliveryError):
                  retry_after: float | None = None) -> None:
         super().__init__(message, status=status)
         self.retry_after = retry_after
+
+
+class RouterUnauthorized(RouterUnavailable):
+    """facerouter refused the worker's token (401/403), or sfapi refused facerouter's
+    (502 ``SFAPI_UNAUTHORIZED``): an operator's mistake, not the post's. The post is kept (spooled)
+    and retried with back-off until the token is fixed; the job shows ``unauthorized``."""
 
 
 class SpoolError(VideoWorkerError):

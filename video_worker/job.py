@@ -38,7 +38,7 @@ __all__ = ["CameraJob", "GatedFrame", "JobStats", "Sampler"]
 
 log = logging.getLogger(__name__)
 
-Status = Literal["starting", "running", "reconnecting", "finished", "stopped"]
+Status = Literal["starting", "running", "reconnecting", "finished", "stopped", "unauthorized"]
 _SEGMENT_END = object()  # the stream broke or ended: end the live tracks
 _STOP = object()  # the decode thread is done
 
@@ -158,9 +158,13 @@ class CameraJob:
         stats["decode_fps"] = round(stats["decode_fps"], 2)
         stats["posts_pending"] = self.outbox.pending
         stats["spool_bytes"] = self.outbox.spool.nbytes
+        status, msg = self.status, self.status_msg
+        if self.outbox.unauthorized is not None:  # posts are held back: say so before anything else
+            status, msg = "unauthorized", (f"posts kept ({self.outbox.pending} waiting) until the "
+                                           f"token is fixed: {self.outbox.unauthorized}")
         return {"id": self.id, "stream_url": self.spec.stream_url, "labels": self.spec.labels,
                 "router_url": self.router_url, "single_pass": self.spec.single_pass,
-                "settings": self.spec.settings, "status": self.status, "status_msg": self.status_msg,
+                "settings": self.spec.settings, "status": status, "status_msg": msg,
                 "statistic": stats}
 
     def on_post_result(self, result: str, error: str | None) -> None:

@@ -1,6 +1,8 @@
 """The worker's camera jobs: create or replace, list, get, delete, restart; persisted.
 
-Jobs come from two places: ``jobs:`` in the config file, and the job API. What the API does is
+Jobs come from two places: ``jobs:`` in the config file, and the job API. API jobs read back at
+start are checked against the source policy again (:mod:`video_worker.policy`); one it refuses now
+is logged and not started. What the API does is
 written to ``<state_dir>/jobs.json`` (atomically), so jobs created, replaced or deleted over the
 API stay that way after a restart: an API job replaces a config job of the same id, and deleting a
 config job over the API keeps it deleted (a tombstone) until the config changes its definition.
@@ -12,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +24,10 @@ from video_worker.analysis import CameraAnalyzer
 from video_worker.config import JobSpec, WorkerConfig
 from video_worker.delivery import Outbox
 from video_worker.detector import SharedDetector
-from video_worker.errors import JobNotFound, SpoolError, VideoWorkerError
+from video_worker.errors import BadJob, JobNotFound, SpoolError, VideoWorkerError
 from video_worker.job import CameraJob
 from video_worker.metrics import WorkerMetrics
+from video_worker.policy import SourcePolicy
 from video_worker.posts import PostBuilder
 from video_worker.spool import Spool
 
@@ -38,8 +42,9 @@ class JobManager:
     """Owns the running :class:`CameraJob` s."""
 
     def __init__(self, cfg: WorkerConfig, detector: SharedDetector, http: aiohttp.ClientSession,
-                 metrics: WorkerMetrics) -> None:
+                 metrics: WorkerMetrics, policy: SourcePolicy | None = None) -> None:
         self.cfg = cfg
+        self.policy = policy
         self.detector = detector
         self.http = http
         self.metrics = metrics
@@ -61,9 +66,11 @@ class JobManager:
             specs[job.id] = job
         for job_id, data in self._api_jobs.items():
             try:
-                specs[job_id] = JobSpec.model_validate(data)
-                self.cfg.camera_settings(specs[job_id])
-            except ValueError as exc:
+                specs[job_id] = spec = JobSpec.model_validate(data)
+                self.cfg.camera_settings(spec)
+                if self.policy is not None:  # the policy may have changed since it was accepted
+                    await self.policy.check(spec.stream_url, spec.router_url, spec.settings)
+            except (ValueError, BadJob) as exc:
                 log.error("persisted job %s is no longer valid, not started: %s", job_id, exc)
                 specs.pop(job_id, None)
         async with self._lock:
@@ -135,15 +142,16 @@ class JobManager:
             spool = await asyncio.to_thread(Spool, self._spool_dir(spec.id), cfg.delivery.spool_max_bytes)
         except SpoolError as exc:
             raise VideoWorkerError(f"job {spec.id}: {exc}") from exc
+        run_id = uuid.uuid4().hex  # this run's posts' idempotency keys: unique across restarts
         builder = PostBuilder(spec.id, spec.labels, settings, cfg.worker_id,
-                              cfg.detector.normalized_size, cfg.detector.normalized_padding)
+                              cfg.detector.normalized_size, cfg.detector.normalized_padding, run_id)
         analyzer = CameraAnalyzer(self.detector, settings, builder)
         outbox = Outbox(spec.id, router, self.http, spool, cfg.delivery, self.metrics)
         job = CameraJob(spec, settings, router, cfg.source, self.detector, outbox, analyzer, self.metrics)
         outbox.on_result = job.on_post_result
         self.jobs[spec.id] = job
         job.start()
-        log.info("job %s started: %s -> %s", spec.id, spec.stream_url, router)
+        log.info("job %s started (run %s): %s -> %s", spec.id, run_id, spec.stream_url, router)
         return job
 
     def _load_state(self) -> None:

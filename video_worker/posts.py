@@ -13,13 +13,22 @@ on-disk spool with :meth:`Post.to_bytes` / :meth:`Post.from_bytes`.
 ``decoded_at`` (the posted frame left the decoder: its timestamp, so null with
 ``use_stream_timestamp``), ``analysed_at`` (detection, tracking and selection done, before the JPEG
 encoding) and ``sent_at`` (set by :meth:`Post.form` when an attempt starts).
+
+Every post has an idempotency key, sent in the ``Idempotency-Key`` header and kept with the post in
+the spool: ``<job id>:<run id>:<track>:<sequence>``. The run id is a UUID made when the job's run
+starts (each start of the job, each start of the worker); the sequence counts the run's posts. Track
+ids start at 1 again on every run, so the run id keeps a new person's post from being taken for an
+old one; and a post replayed from the spool after a crash keeps the key it was built with, so
+facerouter stores it once.
 """
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 import struct
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +41,10 @@ from video_worker.config import CameraSettings
 from video_worker.errors import SpoolError
 from video_worker.selector import Pick
 
-__all__ = ["Post", "PostBuilder", "rfc3339"]
+__all__ = ["Post", "PostBuilder", "rfc3339", "IDEMPOTENCY_HEADER"]
+
+#: the HTTP header carrying a post's idempotency key
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 _MAGIC = b"VWP1"
 _HEADER = struct.Struct("<4sIII")  # magic, meta length, photo length, face0 length
@@ -52,6 +64,8 @@ class Post:
     fields: dict[str, str]  # bbox, cam_id, timestamp, detectorParams, bs_type, labels
     photo: bytes
     face0: bytes
+    #: idempotency key (empty for posts spooled by a worker that made none)
+    key: str = ""
 
     @property
     def nbytes(self) -> int:
@@ -77,7 +91,7 @@ class Post:
 
     def to_bytes(self) -> bytes:
         """Serialize for the spool."""
-        meta = json.dumps({"cam_id": self.cam_id, "fields": self.fields}).encode()
+        meta = json.dumps({"cam_id": self.cam_id, "fields": self.fields, "key": self.key}).encode()
         return _HEADER.pack(_MAGIC, len(meta), len(self.photo), len(self.face0)) + meta + \
             self.photo + self.face0
 
@@ -92,7 +106,7 @@ class Post:
             meta = json.loads(data[start:start + n_meta])
             start += n_meta
             return cls(meta["cam_id"], dict(meta["fields"]), data[start:start + n_photo],
-                       data[start + n_photo:start + n_photo + n_face])
+                       data[start + n_photo:start + n_photo + n_face], str(meta.get("key") or ""))
         except (struct.error, ValueError, KeyError, TypeError) as exc:
             raise SpoolError(f"damaged spool entry: {exc}") from None
 
@@ -101,8 +115,12 @@ class PostBuilder:
     """Turns picks of one camera into posts (JPEG encoding, crops, the normalized face)."""
 
     def __init__(self, cam_id: str, labels: dict[str, str], settings: CameraSettings,
-                 worker_id: str, normalized_size: int = 200, normalized_padding: float = 0.4) -> None:
+                 worker_id: str, normalized_size: int = 200, normalized_padding: float = 0.4,
+                 run_id: str | None = None) -> None:
         self.cam_id = cam_id
+        #: this run's id, part of every post's idempotency key
+        self.run_id = run_id or uuid.uuid4().hex
+        self._seq = itertools.count()
         self.labels_json = json.dumps(labels, sort_keys=True)
         self.s = settings
         self.worker_id = worker_id
@@ -145,7 +163,8 @@ class PostBuilder:
             "bbox": json.dumps([bbox]), "cam_id": self.cam_id, "timestamp": rfc3339(obs.timestamp),
             "detectorParams": json.dumps(params), "bs_type": pick.bs_type, "labels": self.labels_json,
         }
-        return Post(self.cam_id, fields, photo, face0)
+        key = f"{self.cam_id}:{self.run_id}:{pick.track_id}:{next(self._seq)}"
+        return Post(self.cam_id, fields, photo, face0, key)
 
     def _crop(self, box: np.ndarray, w: int, h: int) -> tuple[int, int, int, int]:
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2

@@ -31,6 +31,14 @@ _LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "http://", "https
                  "tcp://", "srt://", "rtp://")
 
 
+#: FFmpeg protocols a source of each scheme may use, itself and whatever it opens in turn (an HLS
+#: playlist's segments, an RTSP stream's RTP): a file never reaches the network, a network stream
+#: never reads a local file
+_NET = "tcp,tls,udp,rtp,srtp,crypto,http,https,httpproxy"
+_PROTOCOLS = {"file": "file,crypto", "http": _NET, "https": _NET, "rtsp": "rtsp,rtsps," + _NET,
+              "rtsps": "rtsp,rtsps," + _NET}
+
+
 def is_file_url(url: str) -> bool:
     """A local file (paced by ``play_speed``, never dropping frames), not a live stream."""
     if url.startswith("file://"):
@@ -78,6 +86,9 @@ class VideoSource:
         fmt = None
         if url.startswith(("rtsp://", "rtsps://")):
             options.setdefault("rtsp_transport", self.settings.rtsp_transport)
+        scheme = "file" if self.is_file else url.split("://", 1)[0].lower()
+        if scheme in _PROTOCOLS:  # what FFmpeg may open for this source (nested opens included)
+            options.setdefault("protocol_whitelist", _PROTOCOLS[scheme])
         if url.startswith("/dev/video"):
             fmt = "v4l2"
         if self.is_file and not os.path.exists(url):

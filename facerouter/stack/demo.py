@@ -125,7 +125,9 @@ def write_configs(plan: DemoPlan) -> StackConfig:
               "archive": {"gallery": "archive", "features": ["gender", "age"]},
               "webhook": {"urls": []}}
     worker = {"host": plan.host, "port": plan.ports["video-worker"], "state_dir": str(d / "video_worker"),
-              "router_url": plan.url("facerouter"), "models": {"dir": str(plan.models_dir) if plan.models_dir else None}}
+              "router_url": plan.url("facerouter"), "models": {"dir": str(plan.models_dir) if plan.models_dir else None},
+              # the job API reads local files only under these roots: the demo's own clip folder
+              "source": {"allowed_file_roots": [str(plan.video.parent)]}}
     for key, value in plan.worker_extra.items():
         old = worker.get(key)
         worker[key] = {**old, **value} if isinstance(old, dict) and isinstance(value, dict) else value

@@ -93,6 +93,11 @@ class PersonsPlugin:
                         self.name, self.config.gallery, exc)
         self.retention.start()
 
+    def openapi(self) -> dict[str, Any]:
+        """The API's OpenAPI fragment (facerouter merges it into its ``/openapi.json``)."""
+        from .openapi import fragment
+        return fragment(self.config.api_prefix)
+
     def routes(self) -> list[tuple[str, type[tornado.web.RequestHandler], dict[str, Any]]]:
         """The API routes: under ``api_prefix`` in the reference's shapes, under
         ``rich_api_prefix`` in the richer ones; every path also with a trailing slash."""

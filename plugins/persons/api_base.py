@@ -84,7 +84,7 @@ class ApiHandler(tornado.web.RequestHandler):
         """``limit`` and ``offset`` of a query."""
         cfg = self.plugin.config
         limit = q.int("limit", cfg.default_limit, lo=1, hi=cfg.max_limit)
-        offset = q.int("offset", 0, lo=0)
+        offset = q.int("offset", 0, lo=0, hi=(1 << 63) - 1)  # SQLite's INTEGER
         assert limit is not None and offset is not None
         return limit, offset
 

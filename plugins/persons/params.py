@@ -11,10 +11,11 @@ strings and form fields, the enum's own name: ``EntryResult.NEW`` is ``new``, ``
 from __future__ import annotations
 
 import datetime
-import json
 import re
 import uuid
 from typing import Any, Callable, Iterable, TypeVar
+
+from sfapi import safejson
 
 from .errors import BadParam
 
@@ -138,8 +139,8 @@ def choice(options: Iterable[str]) -> Callable[[str, str], str]:
 
 
 def int_item(item: str, name: str) -> int:
-    """A list converter for non-negative ints."""
-    return check_int(item, name, 0)
+    """A list converter for non-negative ints (that fit SQLite's INTEGER)."""
+    return check_int(item, name, 0, (1 << 63) - 1)
 
 
 def parse_uuid(text: Any, name: str) -> str:
@@ -191,8 +192,8 @@ def from_ms(ms: int) -> str:
 def json_object(body: bytes, what: str = "body") -> dict[str, Any]:
     """A JSON object body."""
     try:
-        value = json.loads(body or b"{}")
-    except ValueError as exc:
+        value = safejson.loads(body or b"{}")
+    except safejson.JsonRefused as exc:
         raise BadParam(f"the {what} is not valid JSON: {exc}", param=what, value=None) from None
     if not isinstance(value, dict):
         raise BadParam(f"the {what} must be a JSON object", param=what, value=type(value).__name__)

@@ -69,3 +69,30 @@ async def test_router_off_loopback_without_tokens_refuses_to_start(tmp_path) -> 
     path.write_text(yaml.safe_dump({"host": "0.0.0.0"}))
     with pytest.raises(AuthSetupError, match="facerouter must check API tokens"):
         Router(load(path))
+
+
+async def test_tokens_on_loopback_guard_writes_by_default(start_router, fake_sfapi) -> None:
+    """required: auto on loopback: with any token configured, writes need a write token (reads stay
+    open); without tokens nothing is checked."""
+    auth = {"tokens": [{"token": READ, "role": "read"}, {"token": WRITE, "role": "write"}]}
+    r = await start_router({"routeplugin": ROUTE_PLUGIN}, {"auth": auth}, sfapi_url=fake_sfapi.base)
+    body, ctype = multipart(frame_parts())
+
+    async def call(method: str, path: str, token: str | None) -> int:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        data = None
+        if method == "POST":
+            headers["Content-Type"] = ctype
+            data = body
+        async with r.http.request(method, r.base + path, data=data, headers=headers) as resp:
+            return resp.status
+
+    assert await call("POST", "/v0/frame", None) == 401
+    assert await call("POST", "/v0/frame", READ) == 403
+    assert await call("POST", "/v0/frame", WRITE) == 200
+    assert await call("GET", "/plugin/hello", None) == 200
+    assert await call("GET", "/metrics", None) == 200
+    open_router = await start_router({"routeplugin": ROUTE_PLUGIN}, sfapi_url=fake_sfapi.base)
+    async with open_router.http.post(open_router.base + "/v0/frame", data=body,
+                                     headers={"Content-Type": ctype}) as resp:
+        assert resp.status == 200

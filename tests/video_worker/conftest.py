@@ -129,7 +129,9 @@ def worker_config(tmp_path: Path, router_url: str, jobs: list[dict[str, Any]] | 
         "state_dir": str(tmp_path / "state"), "router_url": router_url,
         "delivery": {"backoff_initial_s": 0.05, "backoff_max_s": 0.2, "timeout_s": 5},
         "source": {"reconnect_backoff_initial_s": 0.2, "reconnect_backoff_max_s": 1.0,
-                   "read_timeout_s": 3, "open_timeout_s": 5},
+                   "read_timeout_s": 3, "open_timeout_s": 5,
+                   # API jobs may read the session's generated clips (pytest's base temp folder)
+                   "allowed_file_roots": [str(tmp_path.parent)]},
         "defaults": dict(TEST_DEFAULTS), "jobs": jobs or [],
     }
     for key, value in overrides.items():

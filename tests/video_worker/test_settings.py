@@ -126,8 +126,9 @@ async def test_play_speed_paces_a_file(start_worker, tmp_path, router, short_cli
 
 async def test_missing_video_device_is_a_job_error(start_worker, tmp_path, router) -> None:
     """A /dev/video* camera that is not there: the job says why and retries; the worker carries on."""
-    worker = await start_worker(worker_config(tmp_path, router.url))
     device = "/dev/video-facestack-missing0"
+    worker = await start_worker(worker_config(tmp_path, router.url,
+                                              source={"allowed_devices": [device]}))
     assert not Path(device).exists()
     status, body = await api(worker, "POST", "/job/usb", json={"stream_url": device})
     assert status == 201, body
