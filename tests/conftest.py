@@ -91,8 +91,9 @@ async def start_server(analyzer: FaceAnalyzer, models_dir: Path, tmp_path: Path)
     runners: list[web.AppRunner] = []
     sessions: list[aiohttp.ClientSession] = []
 
-    async def start(overrides: dict[str, Any] | None = None, an: Any = None) -> Server:
+    async def start(overrides: dict[str, Any] | None = None, an: Any = None, resolver: Any = None) -> Server:
         from sfapi.server.app import create_app
+        from sfapi.server.httpd import JsonAppRunner
 
         data: dict[str, Any] = {"models": {"dir": str(models_dir)},
                                 "gallery": {"path": str(tmp_path / f"galleries-{len(runners)}.db"), "synchronous": "NORMAL"}}
@@ -102,8 +103,8 @@ async def start_server(analyzer: FaceAnalyzer, models_dir: Path, tmp_path: Path)
             else:
                 data[key] = value
         cfg = validate(SfapiConfig, data, "<test>")
-        app = create_app(cfg, analyzer=an or analyzer)
-        runner = web.AppRunner(app)
+        app = create_app(cfg, analyzer=an or analyzer, resolver=resolver)
+        runner = JsonAppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
