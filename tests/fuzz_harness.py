@@ -41,8 +41,8 @@ class FuzzReport:
         lines = [f"schemathesis exit {self.returncode}: {self.cases} cases on {self.operations} operations, "
                  f"{len(self.failures)} failures"]
         lines += self.failures[:limit]
-        if not self.failures and self.returncode != 0:
-            lines.append(self.output[-4000:])
+        if self.failures or self.returncode != 0:
+            lines.append(self.output[-6000:])  # the CLI's own account, with a curl line per failure
         return "\n".join(lines)
 
 
@@ -52,7 +52,9 @@ def _collect(report: dict[str, Any]) -> tuple[list[str], int, int]:
     for kind in ("failures", "errors"):
         for item in report.get(kind) or []:
             if isinstance(item, dict):
-                where = item.get("operation") or item.get("label") or ""
+                where = ", ".join(item.get("operations") or []) or item.get("operation") or item.get("label") or ""
+                if item.get("count"):
+                    where += f" (x{item['count']})"
                 what = item.get("title") or item.get("check") or item.get("message") or item.get("name") or ""
                 how = item.get("curl") or item.get("reproduce") or item.get("code_sample") or ""
                 text = f"{kind[:-1]}: {where} {what} {how}".strip()

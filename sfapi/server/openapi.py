@@ -19,6 +19,8 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {"code": {"type": "string", "enum": ERROR_CODES}, "reason": {"type": "string"},
                        "param": {"type": "string", "description": "the invalid parameter (BAD_PARAM)"},
                        "value": {"description": "the value it had (BAD_PARAM)"}},
+        "if": {"properties": {"code": {"const": "BAD_PARAM"}}},
+        "then": {"required": ["param", "value"]},
     },
     "BBox": {
         "type": "object", "required": ["left", "top", "right", "bottom"],
