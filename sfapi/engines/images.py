@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -69,7 +70,8 @@ def decode_image(data: bytes, max_pixels: int, param: str = "image") -> DecodedI
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise PayloadTooLarge(param, kind, f"{param}: image exceeds the limit of {max_pixels} pixels ({exc})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise BadParam(param, kind, f"{param}: cannot decode {kind} image: {exc}") from None
+        detail = re.sub(r" ?<[^<>]* object at 0x[0-9a-fA-F]+>", "", str(exc))
+        raise BadParam(param, kind, f"{param}: cannot decode {kind} image: {detail}") from None
     if orientation not in range(1, 9):
         orientation = 1
     return DecodedImage(np.ascontiguousarray(rgb), orientation, kind)
