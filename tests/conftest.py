@@ -93,6 +93,7 @@ async def start_server(analyzer: FaceAnalyzer, models_dir: Path, tmp_path: Path)
 
     async def start(overrides: dict[str, Any] | None = None, an: Any = None, resolver: Any = None) -> Server:
         from sfapi.server.app import create_app
+        from sfapi.netpolicy import StubResolver
         from sfapi.server.httpd import JsonAppRunner
 
         data: dict[str, Any] = {"models": {"dir": str(models_dir)},
@@ -103,7 +104,8 @@ async def start_server(analyzer: FaceAnalyzer, models_dir: Path, tmp_path: Path)
             else:
                 data[key] = value
         cfg = validate(SfapiConfig, data, "<test>")
-        app = create_app(cfg, analyzer=an or analyzer, resolver=resolver)
+        # names in image URLs resolve through a stub (empty unless the test gives one): no DNS in tests
+        app = create_app(cfg, analyzer=an or analyzer, resolver=resolver if resolver is not None else StubResolver())
         runner = JsonAppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
