@@ -46,12 +46,11 @@ class JsonErrorRequestHandler(RequestHandler):
 
     def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
-        resp = super().handle_error(request, status, exc, message)  # logs, checks nothing was sent yet
+        super().handle_error(request, status, exc, message)  # logs; raises if an answer was already started
         code, body = parse_error_body(status, exc, message)
-        out = web.Response(status=code, text=json.dumps(body), content_type="application/json")
-        out.force_close()
-        del resp
-        return out
+        resp = web.Response(status=code, text=json.dumps(body), content_type="application/json")
+        resp.force_close()
+        return resp
 
 
 class _JsonErrorServer(web.Server):

@@ -1,7 +1,6 @@
 """Parsing of query-string parameters and JSON bodies into typed values, with errors that name them."""
 from __future__ import annotations
 
-import re
 from typing import Any, Iterable, Mapping
 
 from aiohttp import web
@@ -11,7 +10,6 @@ from sfapi.errors import BadParam, MalformedRequest, PayloadTooLarge
 
 _TRUE = {"1", "true", "yes", "on", ""}
 _FALSE = {"0", "false", "no", "off"}
-_ASCII_UINT = re.compile(r"[0-9]+")
 
 
 def flag(query: Mapping[str, str], name: str, default: bool = False) -> bool:
@@ -43,11 +41,6 @@ def known_only(query: Mapping[str, str], allowed: set[str], repeatable: Iterable
             values = getall(key)
             if len(values) > 1:
                 raise BadParam(key, values[-1], f"query parameter {key!r} given {len(values)} times; give it once")
-
-
-def ascii_uint(raw: str) -> int | None:
-    """The value of a string of ASCII digits, or None (no signs, spaces or other scripts' digits)."""
-    return int(raw) if _ASCII_UINT.fullmatch(raw) else None
 
 
 async def json_body(request: web.Request, default: Any = None) -> Any:
