@@ -143,10 +143,20 @@ def build_spec(version: str) -> dict[str, Any]:
                                                      "content": {"application/json": {"schema": {"type": "object"}}}},
                                              **_errors()}}},
     }
+    all_paths = {**paths, **gallery_paths()}
+    for item in all_paths.values():
+        for method, op in item.items():
+            if method != "parameters":
+                for resp in op["responses"].values():
+                    resp.setdefault("headers", {})["X-Request-Id"] = _REQUEST_ID
     return {"openapi": "3.1.0", "info": {"title": "sfapi", "version": version,
                                          "description": "Face detection, face vectors (facen), gender, age, emotions. "
                                                         "Every response carries X-Request-Id."},
-            "paths": {**paths, **gallery_paths()}, "components": {"schemas": {**_SCHEMAS, **_GALLERY_SCHEMAS}}}
+            "paths": all_paths, "components": {"schemas": {**_SCHEMAS, **_GALLERY_SCHEMAS}}}
+
+
+_REQUEST_ID: dict[str, Any] = {"required": True, "schema": {"type": "string", "minLength": 1},
+                               "description": "the client's X-Request-Id, or one made for this request"}
 
 
 _GALLERY_SCHEMAS: dict[str, Any] = {
