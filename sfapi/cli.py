@@ -97,12 +97,10 @@ def main(argv: list[str] | None = None) -> int:
             from sfapi.demo import run_demo
 
             return run_demo(cfg, args.photo or [])
-        from aiohttp import web
-
         from sfapi.server.app import create_app
+        from sfapi.server.httpd import serve
 
-        web.run_app(create_app(cfg), host=cfg.host, port=cfg.port, print=None,
-                    access_log=logging.getLogger("sfapi.access"))
+        serve(create_app(cfg), cfg.host, cfg.port, access_log=logging.getLogger("sfapi.access"))
         return 0
     except ConfigError as exc:
         sys.stderr.write(f"{exc}\n")

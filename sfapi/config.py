@@ -5,10 +5,11 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from sfapi.auth import AuthConfig
 from sfapi.configfile import StrictModel
+from sfapi.netpolicy import Rule
 
 DEFAULT_PORT = 18411
 
@@ -101,6 +102,28 @@ class LimitsConfig(StrictModel):
     allow_urls: bool = True
 
 
+class UrlFetchConfig(StrictModel):
+    """Outbound fetches of ``{"url": ...}`` images (see :mod:`sfapi.netpolicy`).
+
+    Loopback, private, link-local, multicast, unspecified/reserved and cloud-metadata addresses are
+    refused unless an ``allow`` entry admits them; ``deny`` entries refuse hosts that would otherwise
+    be fetched (``"*"``: every host; names are then refused before any lookup). Entries are
+    addresses, CIDR networks, host names or ``*.suffix`` names. Every redirect hop (at most
+    ``max_redirects``) is checked the same way.
+    """
+
+    allow: list[str] = []
+    deny: list[str] = []
+    max_redirects: int = Field(3, ge=0, le=10)
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _rules(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            Rule.parse(entry)
+        return value
+
+
 class CacheConfig(StrictModel):
     """Detection cache (id -> facen and features)."""
 
@@ -169,6 +192,7 @@ class SfapiConfig(StrictModel):
     detector: DetectorConfig = DetectorConfig()
     normalized: NormalizedConfig = NormalizedConfig()
     limits: LimitsConfig = LimitsConfig()
+    url_fetch: UrlFetchConfig = UrlFetchConfig()
     cache: CacheConfig = CacheConfig()
     gallery: GalleryConfig = GalleryConfig()
     auth: AuthConfig = AuthConfig()

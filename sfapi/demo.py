@@ -12,6 +12,7 @@ from aiohttp import web
 from sfapi.config import SfapiConfig
 from sfapi.sample_data import ensure_sample_data
 from sfapi.server.app import create_app
+from sfapi.server.httpd import JsonAppRunner
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ def format_faces(name: str, body: dict) -> list[str]:
 
 
 async def _demo(cfg: SfapiConfig, photos: list[Path]) -> None:
-    runner = web.AppRunner(create_app(cfg), access_log=None)
+    runner = JsonAppRunner(create_app(cfg), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, cfg.host, cfg.port)
     await site.start()

@@ -92,8 +92,10 @@ async def start_server(analyzer: FaceAnalyzer, models_dir: Path, tmp_path: Path)
     runners: list[web.AppRunner] = []
     sessions: list[aiohttp.ClientSession] = []
 
-    async def start(overrides: dict[str, Any] | None = None, an: Any = None) -> Server:
+    async def start(overrides: dict[str, Any] | None = None, an: Any = None, resolver: Any = None) -> Server:
         from sfapi.server.app import create_app
+        from sfapi.netpolicy import StubResolver
+        from sfapi.server.httpd import JsonAppRunner
 
         data: dict[str, Any] = {"models": {"dir": str(models_dir)},
                                 "gallery": {"path": str(tmp_path / f"galleries-{len(runners)}.db"), "synchronous": "NORMAL"}}
@@ -103,8 +105,9 @@ async def start_server(analyzer: FaceAnalyzer, models_dir: Path, tmp_path: Path)
             else:
                 data[key] = value
         cfg = validate(SfapiConfig, data, "<test>")
-        app = create_app(cfg, analyzer=an or analyzer)
-        runner = web.AppRunner(app)
+        # names in image URLs resolve through a stub (empty unless the test gives one): no DNS in tests
+        app = create_app(cfg, analyzer=an or analyzer, resolver=resolver if resolver is not None else StubResolver())
+        runner = JsonAppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

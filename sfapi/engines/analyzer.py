@@ -108,6 +108,8 @@ class FaceAnalyzer:
     def prepare(self, rgb: np.ndarray, faces: Faces, features: Iterable[str]) -> Prepared:
         wanted = set(features)
         inputs: dict[str, np.ndarray] = {}
+        if not len(faces):  # no face: nothing to stack, no network to run
+            return Prepared(faces, np.zeros(0, np.float32), inputs)
         facen_chips = align.extract_chips(rgb, faces.landmarks, FACEN_CHIP.size, FACEN_CHIP.padding)
         gray = np.stack([cv2.cvtColor(c, cv2.COLOR_RGB2GRAY) for c in facen_chips]) if len(faces) else \
             np.zeros((0, FACEN_CHIP.size, FACEN_CHIP.size), np.uint8)

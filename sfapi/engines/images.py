@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -63,16 +64,47 @@ def decode_image(data: bytes, max_pixels: int, param: str = "image") -> DecodedI
             orientation = int(img.getexif().get(0x0112, 1) or 1)
             img.load()
             upright = ImageOps.exif_transpose(img) if orientation != 1 else img
-            rgb = np.asarray(upright.convert("RGB"))
+            rgb = to_rgb(upright)
     except (BadParam, PayloadTooLarge):
         raise
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise PayloadTooLarge(param, kind, f"{param}: image exceeds the limit of {max_pixels} pixels ({exc})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise BadParam(param, kind, f"{param}: cannot decode {kind} image: {exc}") from None
+        detail = re.sub(r" ?<[^<>]* object at 0x[0-9a-fA-F]+>", "", str(exc))
+        raise BadParam(param, kind, f"{param}: cannot decode {kind} image: {detail}") from None
     if orientation not in range(1, 9):
         orientation = 1
     return DecodedImage(np.ascontiguousarray(rgb), orientation, kind)
+
+
+def to_rgb(img: Image.Image) -> np.ndarray:
+    """``(h, w, 3)`` uint8 RGB of any Pillow mode: high bit depths scaled (not clipped) to 8 bits,
+    transparency composited over white, palettes and CMYK converted."""
+    mode = img.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        grey = _scale_to_u8(np.asarray(img), mode)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode == "P" and "transparency" in img.info or mode in ("PA", "LA", "La", "RGBa", "RGBA"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+    return np.asarray(img.convert("RGB"))
+
+
+def _scale_to_u8(values: np.ndarray, mode: str) -> np.ndarray:
+    if mode.startswith("I;16"):
+        return (values.astype(np.uint32) // 257).astype(np.uint8)
+    v = values.astype(np.float64)
+    if mode == "F":
+        v = np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)
+        if v.size and v.min() >= 0.0 and v.max() <= 1.0:
+            return np.round(v * 255.0).astype(np.uint8)
+    if mode == "I" and v.size and v.min() >= 0 and v.max() <= 65535:
+        return (v // 257).astype(np.uint8) if v.max() > 255 else v.astype(np.uint8)
+    lo, hi = (float(v.min()), float(v.max())) if v.size else (0.0, 0.0)
+    if hi <= lo:
+        return np.zeros(v.shape, np.uint8)
+    return np.round((v - lo) * (255.0 / (hi - lo))).astype(np.uint8)
 
 
 def _describe(data: bytes) -> str:

@@ -23,17 +23,20 @@ from sfapi.gallery.types import (
     Schema,
 )
 
-_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+#: A gallery name: 1-64 of ``A-Z a-z 0-9 _ . -``, not starting with a dot (so never ``.`` or ``..``).
+NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"
+_NAME = re.compile(NAME_PATTERN)
 _META_TYPES = ("int", "string", "strings")
 _SORTS = ("id", "-id", "-confidence")
 #: meta ints are stored as SQLite / numpy int64
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 
 
-def validate_name(name: str) -> str:
-    """A gallery name: 1-64 characters of ``[A-Za-z0-9_.-]``."""
+def validate_name(name: str, param: str = "name") -> str:
+    """A gallery name: 1-64 characters of ``[A-Za-z0-9_.-]``, not starting with a dot."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise BadParam("name", name, "a gallery name is 1-64 characters of A-Z a-z 0-9 _ . -")
+        raise BadParam(param, name, "a gallery name is 1-64 characters of A-Z a-z 0-9 _ . - "
+                                    "and does not start with a dot")
     return name
 
 

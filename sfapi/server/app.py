@@ -5,7 +5,6 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import AsyncIterator
 
-import aiohttp
 from aiohttp import web
 
 from sfapi.config import SfapiConfig
@@ -13,6 +12,7 @@ from sfapi.auth import Authenticator
 from sfapi.engines.analyzer import FaceAnalyzer
 from sfapi.engines.runtime import create_runtime
 from sfapi.models.pack import check_pack, ensure_pack
+from sfapi.netpolicy import Resolver
 from sfapi.errors import ModelPackError
 from sfapi.gallery.factory import create_backend
 from sfapi.server import detect, galleries, meta
@@ -20,6 +20,7 @@ from sfapi.server.cache import create_cache
 from sfapi.server.metrics import SfapiMetrics
 from sfapi.server.middleware import make_middlewares
 from sfapi.server.state import STATE, SfapiState
+from sfapi.server.url_fetch import UrlFetcher
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,10 @@ def load_analyzer(cfg: SfapiConfig, metrics: SfapiMetrics) -> FaceAnalyzer:
     return FaceAnalyzer(models_dir, cfg, runtime, observer=metrics.observe_batch)
 
 
-def create_app(cfg: SfapiConfig, analyzer: FaceAnalyzer | None = None) -> web.Application:
-    """Build the app. ``analyzer`` may be shared (tests start several apps on one loaded pack)."""
+def create_app(cfg: SfapiConfig, analyzer: FaceAnalyzer | None = None, *,
+               resolver: Resolver | None = None) -> web.Application:
+    """Build the app. ``analyzer`` may be shared (tests start several apps on one loaded pack);
+    ``resolver`` looks up the hosts of image URLs (default: the system's; tests pass a stub)."""
     metrics = SfapiMetrics()
     auth = Authenticator.from_config(cfg.auth, cfg.host, "sfapi")
     app = web.Application(middlewares=make_middlewares(metrics, auth),
@@ -60,13 +63,12 @@ def create_app(cfg: SfapiConfig, analyzer: FaceAnalyzer | None = None) -> web.Ap
         cache = create_cache(cfg.cache)
         store = create_backend(cfg.gallery)
         await store.open()
-        http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=cfg.limits.url_timeout_s))
-        app[STATE] = SfapiState(cfg, an, cache, metrics, executor, store, http)
+        fetcher = UrlFetcher(cfg.limits, cfg.url_fetch, resolver) if cfg.limits.allow_urls else None
+        app[STATE] = SfapiState(cfg, an, cache, metrics, executor, store, fetcher)
         log.info("sfapi ready: runtime %s, models %s, galleries %s", cfg.runtime.kind, an.versions, cfg.gallery.backend)
         try:
             yield
         finally:
-            await http.close()
             await store.close()
             await cache.close()
             executor.shutdown(wait=True, cancel_futures=True)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import base64
-import json
+import re
 import logging
 import uuid
 from typing import Any
@@ -17,12 +17,16 @@ from sfapi.engines.similarity import DEFAULT_THRESHOLD, similarity
 from sfapi.errors import BadParam, ExtractionError, MalformedRequest, NotFound
 from sfapi.server.cache import CachedDetection
 from sfapi.server.images_in import read_image
-from sfapi.server.params import choice, flag, known_only
+from sfapi.server.params import choice, flag, json_body, known_only
 from sfapi.server.state import STATE, SfapiState
 
 log = logging.getLogger(__name__)
 
 DETECT_PARAMS = {"facen", "gender", "age", "emotions", "return_facen", "autorotate", "detector"}
+#: Smallest side of a normalized face crop (detector=normalized) the landmark template is fitted to.
+MIN_NORMALIZED_SIDE = 32
+#: What a detection id can look like (ours are uuid4 hex); anything else is not looked up.
+_DETECTION_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 async def detect(request: web.Request) -> web.Response:
@@ -36,9 +40,13 @@ async def detect(request: web.Request) -> web.Response:
     autorotate = flag(q, "autorotate")
     detector = choice(q, "detector", ("nnd", "normalized"), "nnd")
     with st.admission():
-        data = await read_image(request, st.cfg.limits, st.http)
+        data = await read_image(request, st.cfg.limits, st.fetcher)
         image = await st.run_cpu(decode_image, data, st.cfg.limits.max_image_pixels)
         if detector == "normalized":
+            h, w = image.rgb.shape[:2]
+            if min(h, w) < MIN_NORMALIZED_SIDE:
+                raise BadParam("image", f"{w}x{h}", f"detector=normalized needs a face crop of at least "
+                               f"{MIN_NORMALIZED_SIDE}x{MIN_NORMALIZED_SIDE} pixels, got {w}x{h}")
             faces = st.analyzer.normalized_face(image.rgb)
         else:
             faces = await st.run_cpu(st.analyzer.detect, image.rgb, autorotate)
@@ -67,6 +75,7 @@ async def detect(request: web.Request) -> web.Response:
 
 async def get_detection(request: web.Request) -> web.Response:
     st = request.app[STATE]
+    known_only(request.query, {"return_facen"})
     det = await _cached(st, request.match_info["id"], "id")
     body = dict(det.face)
     if flag(request.query, "return_facen"):
@@ -76,16 +85,17 @@ async def get_detection(request: web.Request) -> web.Response:
 
 async def verify(request: web.Request) -> web.Response:
     st = request.app[STATE]
+    known_only(request.query, {"first", "second"})
     params: dict[str, Any] = dict(request.query)
     if request.method == "POST" and request.can_read_body:
-        try:
-            body = json.loads(await request.read() or b"{}")
-        except ValueError as exc:
-            raise MalformedRequest(f"body is not valid JSON: {exc}") from None
+        body = await json_body(request, {})
         if not isinstance(body, dict):
             raise MalformedRequest('body must be a JSON object {"first": id, "second": id}')
+        unknown = set(body) - {"first", "second"}
+        if unknown:
+            key = sorted(unknown)[0]
+            raise BadParam(key, body[key], f"unknown field {key!r}; expected first and second")
         params.update(body)
-    known_only({k: str(v) for k, v in params.items()}, {"first", "second"})
     first = await _cached(st, params.get("first"), "first")
     second = await _cached(st, params.get("second"), "second")
     if first.model != second.model:
@@ -98,7 +108,7 @@ async def verify(request: web.Request) -> web.Response:
 async def _cached(st: SfapiState, det_id: object, param: str) -> CachedDetection:
     if not isinstance(det_id, str) or not det_id:
         raise BadParam(param, det_id, f"{param} must be a detection id returned by /v2/detect with facen=true")
-    det = await st.cache.get(det_id)
+    det = await st.cache.get(det_id) if _DETECTION_ID.fullmatch(det_id) else None
     if det is None:
         raise NotFound(f"detection {det_id} not found (expired or never made)", param=param, value=det_id)
     return det

@@ -1,7 +1,6 @@
 """Handlers for galleries and their faces: /v2/galleries[/{name}[/faces[/{id}|/search]]]."""
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -11,10 +10,17 @@ from aiohttp import web
 from sfapi.errors import BadParam, GalleryNotFound, MalformedRequest, NotFound, SourceGalleryNotFound, SourceNotFound
 from sfapi.gallery.query import (ListRequest, LikeSpec, build_request, encode_cursor, face_id, parse_source,
                                  specs_from_body, specs_from_query)
+from sfapi.gallery.meta import validate_name
 from sfapi.gallery.types import FaceRecord, Hit, LookAlike, Query
+from sfapi.server.params import json_body, known_only
 from sfapi.server.state import STATE, SfapiState
 
 log = logging.getLogger(__name__)
+
+
+def _name(request: web.Request) -> str:
+    """The gallery named in the path, checked against the name pattern before any store is asked."""
+    return validate_name(request.match_info["name"])
 
 
 def face_json(gallery: str, rec: FaceRecord, confidence: float | None = None) -> dict[str, Any]:
@@ -22,29 +28,30 @@ def face_json(gallery: str, rec: FaceRecord, confidence: float | None = None) ->
             "confidence": None if confidence is None else round(float(confidence), 6)}
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
-    if not raw:
-        return {}
-    try:
-        obj = json.loads(raw)
-    except ValueError as exc:
-        raise MalformedRequest(f"body is not valid JSON: {exc}") from None
+async def _body(request: web.Request, allowed: set[str]) -> dict[str, Any]:
+    """The JSON object body (``{}`` when empty) with no fields outside ``allowed``; no query string."""
+    known_only(request.query, set())
+    obj = await json_body(request, {})
     if not isinstance(obj, dict):
         raise MalformedRequest("body must be a JSON object")
+    unknown = set(obj) - allowed
+    if unknown:
+        key = sorted(unknown)[0]
+        raise BadParam(key, obj[key], f"unknown field {key!r}; expected {', '.join(sorted(allowed)) or 'no body'}")
     return obj
 
 
 async def list_galleries(request: web.Request) -> web.Response:
     st = request.app[STATE]
+    known_only(request.query, set())
     items = await st.gallery.list_galleries()
     return web.json_response({"galleries": [{"name": g.name, "number": g.number} for g in items]})
 
 
 async def create_gallery(request: web.Request) -> web.Response:
     st = request.app[STATE]
-    name = request.match_info["name"]
-    body = await _body(request)
+    name = _name(request)
+    body = await _body(request, {"meta_schema"})
     schema = st.cfg.gallery.schema_for(name)
     if "meta_schema" in body:
         schema = _schema(body["meta_schema"])
@@ -54,20 +61,18 @@ async def create_gallery(request: web.Request) -> web.Response:
 
 async def drop_gallery(request: web.Request) -> web.Response:
     st = request.app[STATE]
-    await st.gallery.drop_gallery(request.match_info["name"])
+    known_only(request.query, set())
+    await st.gallery.drop_gallery(_name(request))
     return web.Response(status=204)
 
 
 async def add_face(request: web.Request) -> web.Response:
     st = request.app[STATE]
-    gallery = request.match_info["name"]
+    gallery = _name(request)
     fid = face_id(request.match_info["id"])
-    body = await _body(request)
-    unknown = set(body) - {"from", "meta"}
-    if unknown:
-        key = sorted(unknown)[0]
-        raise BadParam(key, body[key], f"unknown field {key!r}; expected from and meta")
-    meta = body.get("meta") or {}
+    body = await _body(request, {"from", "meta"})
+    meta = body.get("meta")
+    meta = {} if meta is None else meta
     if not isinstance(meta, dict):
         raise BadParam("meta", meta, "meta must be an object")
     facen, features, model = await _source(st, parse_source(body.get("from"), "from"))
@@ -77,16 +82,17 @@ async def add_face(request: web.Request) -> web.Response:
 
 async def get_face(request: web.Request) -> web.Response:
     st = request.app[STATE]
-    gallery = request.match_info["name"]
+    gallery = _name(request)
+    known_only(request.query, set())
     rec = await st.gallery.get(gallery, face_id(request.match_info["id"]))
     return web.json_response(face_json(gallery, rec))
 
 
 async def update_face(request: web.Request) -> web.Response:
     st = request.app[STATE]
-    gallery = request.match_info["name"]
+    gallery = _name(request)
     fid = face_id(request.match_info["id"])
-    body = await _body(request)
+    body = await _body(request, {"meta"})
     meta = body.get("meta")
     if not isinstance(meta, dict) or set(body) - {"meta"}:
         raise BadParam("meta", meta, 'body must be {"meta": {...}}')
@@ -96,7 +102,8 @@ async def update_face(request: web.Request) -> web.Response:
 
 async def delete_face(request: web.Request) -> web.Response:
     st = request.app[STATE]
-    await st.gallery.delete(request.match_info["name"], face_id(request.match_info["id"]))
+    known_only(request.query, set())
+    await st.gallery.delete(_name(request), face_id(request.match_info["id"]))
     return web.Response(status=204)
 
 
@@ -106,13 +113,13 @@ async def list_faces(request: web.Request) -> web.Response:
 
 
 async def search_faces(request: web.Request) -> web.Response:
-    specs, opts = specs_from_body(await _body(request))
+    specs, opts = specs_from_body(await _body(request, {"filters", "sort", "limit", "page", "ignore_errors"}))
     return await _search(request, specs, opts)
 
 
 async def _search(request: web.Request, specs: list[dict[str, Any]], opts: dict[str, Any]) -> web.Response:
     st = request.app[STATE]
-    gallery = request.match_info["name"]
+    gallery = _name(request)
     schema = await st.gallery.schema(gallery)
     req = build_request(specs, opts, schema)
     like = await _resolve_like(st, req.like) if req.like is not None else None

@@ -1,21 +1,20 @@
 """Getting the image bytes of a request: raw body, multipart ``photo`` or JSON ``{"url": ...}``."""
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
-from urllib.parse import urlsplit
 
 import aiohttp
-from aiohttp import web
+from aiohttp import http_exceptions, web
 
 from sfapi.config import LimitsConfig
 from sfapi.errors import BadParam, MalformedRequest, PayloadTooLarge
+from sfapi.server.params import json_body
+from sfapi.server.url_fetch import UrlFetcher
 
 log = logging.getLogger(__name__)
 
 
-async def read_image(request: web.Request, limits: LimitsConfig, http: aiohttp.ClientSession | None) -> bytes:
+async def read_image(request: web.Request, limits: LimitsConfig, fetcher: UrlFetcher | None) -> bytes:
     ctype = request.content_type
     if request.content_length is not None and request.content_length > limits.max_image_bytes + 64 * 1024:
         raise PayloadTooLarge("image", request.content_length,
@@ -23,15 +22,15 @@ async def read_image(request: web.Request, limits: LimitsConfig, http: aiohttp.C
     if ctype == "multipart/form-data":
         return await _multipart_photo(request, limits)
     if ctype == "application/json":
-        try:
-            obj = json.loads(await request.read() or b"null")
-        except ValueError as exc:
-            raise MalformedRequest(f"body is not valid JSON: {exc}") from None
+        obj = await json_body(request)
         if not isinstance(obj, dict) or "url" not in obj:
             raise BadParam("url", None, 'JSON body must be {"url": "http(s)://..."}')
-        if http is None or not limits.allow_urls:
+        if set(obj) - {"url"}:
+            key = sorted(set(obj) - {"url"})[0]
+            raise BadParam(key, obj[key], f'unknown field {key!r}; the JSON body is {{"url": "http(s)://..."}}')
+        if fetcher is None or not limits.allow_urls:
             raise BadParam("url", obj.get("url"), "fetching images by URL is disabled in config")
-        return await fetch_url(http, obj["url"], limits)
+        return await fetcher.fetch(obj["url"])
     data = await request.read()
     if len(data) > limits.max_image_bytes:
         raise PayloadTooLarge("image", len(data), f"image of {len(data)} bytes exceeds the limit of {limits.max_image_bytes}")
@@ -49,31 +48,6 @@ async def _multipart_photo(request: web.Request, limits: LimitsConfig) -> bytes:
                     if len(data) > limits.max_image_bytes:
                         raise PayloadTooLarge("photo", len(data), f"photo exceeds the limit of {limits.max_image_bytes} bytes")
                 return bytes(data)
-    except (ValueError, AssertionError, aiohttp.ClientPayloadError) as exc:
-        raise MalformedRequest(f"malformed multipart body: {exc}") from None
+    except (ValueError, AssertionError, aiohttp.ClientPayloadError, http_exceptions.HttpProcessingError) as exc:
+        raise MalformedRequest(f"malformed multipart body: {str(exc)[:200]}") from None
     raise BadParam("photo", None, "multipart body has no 'photo' part")
-
-
-async def fetch_url(http: aiohttp.ClientSession, url: object, limits: LimitsConfig) -> bytes:
-    if not isinstance(url, str):
-        raise BadParam("url", url, "url must be a string")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise BadParam("url", url, "url must be an absolute http or https URL")
-    try:
-        async with asyncio.timeout(limits.url_timeout_s):
-            async with http.get(url, allow_redirects=True, max_redirects=3) as resp:
-                if resp.status != 200:
-                    raise BadParam("url", url, f"fetching the url answered HTTP {resp.status}")
-                if resp.content_length is not None and resp.content_length > limits.max_image_bytes:
-                    raise PayloadTooLarge("url", url, f"url content of {resp.content_length} bytes exceeds the limit")
-                data = bytearray()
-                async for chunk in resp.content.iter_chunked(1 << 16):
-                    data += chunk
-                    if len(data) > limits.max_image_bytes:
-                        raise PayloadTooLarge("url", url, f"url content exceeds the limit of {limits.max_image_bytes} bytes")
-                return bytes(data)
-    except TimeoutError:
-        raise BadParam("url", url, f"fetching the url took longer than {limits.url_timeout_s:g} s") from None
-    except aiohttp.ClientError as exc:
-        raise BadParam("url", url, f"cannot fetch the url: {exc.__class__.__name__}: {exc}") from None

@@ -33,6 +33,24 @@ def error_response(status: int, body: dict[str, object]) -> web.Response:
     return web.json_response(body, status=status)
 
 
+def http_error_response(request: web.Request, exc: web.HTTPException) -> web.Response:
+    """aiohttp's own refusals (routing, body size) as JSON error bodies, keeping ``Allow`` on 405."""
+    code = _HTTP_CODES.get(exc.status, "UNKNOWN_ERROR")
+    reason = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
+    body: dict[str, object] = {"code": code, "reason": reason}
+    headers: dict[str, str] = {}
+    if exc.status == 405:
+        allow = exc.headers.get("Allow", "")
+        headers["Allow"] = allow
+        body["reason"] = f"method {request.method} is not allowed on this path; allowed: {allow or 'none'}"
+    elif exc.status == 413:
+        param = "image" if request.path == "/v2/detect" else "body"
+        body.update(param=param, value=request.content_length, reason=f"request body too large: {reason}")
+    elif exc.status == 415:
+        body.update(param="Content-Type", value=request.content_type, reason=reason)
+    return web.json_response(body, status=exc.status, headers=headers)
+
+
 def make_middlewares(metrics: SfapiMetrics, auth: Authenticator) -> list[Callable[..., Awaitable[web.StreamResponse]]]:
     @web.middleware
     async def request_id(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -57,12 +75,7 @@ def make_middlewares(metrics: SfapiMetrics, auth: Authenticator) -> list[Callabl
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            code = _HTTP_CODES.get(exc.status, "UNKNOWN_ERROR")
-            reason = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
-            body: dict[str, object] = {"code": code, "reason": reason}
-            if exc.status == 413:
-                body.update(param="image", value=request.content_length, reason=f"request body too large: {reason}")
-            return error_response(exc.status, body)
+            return http_error_response(request, exc)
         except Exception:
             log.exception("%s %s failed", request.method, request.path)
             return error_response(500, {"code": "UNKNOWN_ERROR", "reason": "internal error; see the server log"})

@@ -1,9 +1,12 @@
-"""Parsing of query-string parameters into typed values with BAD_PARAM errors that name them."""
+"""Parsing of query-string parameters and JSON bodies into typed values, with errors that name them."""
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Iterable, Mapping
 
-from sfapi.errors import BadParam
+from aiohttp import web
+
+from sfapi import safejson
+from sfapi.errors import BadParam, MalformedRequest, PayloadTooLarge
 
 _TRUE = {"1", "true", "yes", "on", ""}
 _FALSE = {"0", "false", "no", "off"}
@@ -27,7 +30,28 @@ def choice(query: Mapping[str, str], name: str, options: tuple[str, ...], defaul
     return raw
 
 
-def known_only(query: Mapping[str, str], allowed: set[str]) -> None:
+def known_only(query: Mapping[str, str], allowed: set[str], repeatable: Iterable[str] = ()) -> None:
+    """Refuse unknown parameters and scalar parameters given more than once."""
+    multi = set(repeatable)
+    getall = getattr(query, "getall", None)
     for key in query:
         if key not in allowed:
             raise BadParam(key, query[key], f"unknown query parameter {key!r}")
+        if getall is not None and key not in multi:
+            values = getall(key)
+            if len(values) > 1:
+                raise BadParam(key, values[-1], f"query parameter {key!r} given {len(values)} times; give it once")
+
+
+async def json_body(request: web.Request, default: Any = None) -> Any:
+    """The request body parsed as strict, bounded JSON (:mod:`sfapi.safejson`); ``default`` when empty."""
+    raw = await request.read()
+    if not raw:
+        return default
+    try:
+        return safejson.loads(raw)
+    except safejson.JsonRefused as exc:
+        if exc.why == "too_large":
+            raise PayloadTooLarge("body", len(raw), f"JSON body of {len(raw)} bytes exceeds the limit of "
+                                  f"{safejson.MAX_BYTES} bytes") from None
+        raise MalformedRequest(f"body is not acceptable JSON: {exc.detail}") from None

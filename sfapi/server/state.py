@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, TypeVar
 
-from aiohttp import ClientSession, web
+from aiohttp import web
 
 from sfapi.config import SfapiConfig
 from sfapi.engines.analyzer import FaceAnalyzer
@@ -16,6 +16,7 @@ from sfapi.errors import OverCapacity
 from sfapi.gallery.backend import GalleryBackend
 from sfapi.server.cache import DetectionCache
 from sfapi.server.metrics import SfapiMetrics
+from sfapi.server.url_fetch import UrlFetcher
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -29,7 +30,7 @@ class SfapiState:
     metrics: SfapiMetrics
     executor: ThreadPoolExecutor
     gallery: GalleryBackend
-    http: ClientSession | None = None
+    fetcher: UrlFetcher | None = None
     inflight: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -66,3 +66,31 @@ def test_sniff() -> None:
 def test_real_photos_decode(data_dir: Path) -> None:
     for path in sorted(data_dir.glob("faces/*/*"))[:5]:
         assert decode_image(path.read_bytes(), LIMIT).rgb.ndim == 3
+
+
+def _png_of(img: Image.Image, **kw: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG", **kw)
+    return buf.getvalue()
+
+
+def test_high_bit_depth_and_other_modes_decode_to_the_right_colours() -> None:
+    ramp16 = (np.arange(64 * 48, dtype=np.uint32).reshape(48, 64) * 21).astype(np.uint16)
+    got = decode_image(_png_of(Image.fromarray(ramp16)), LIMIT).rgb  # I;16 greyscale
+    assert got.shape == (48, 64, 3) and np.array_equal(got[..., 0], (ramp16 // 257).astype(np.uint8))
+    # grey with alpha: transparent pixels over white, opaque ones keep their grey
+    la = Image.new("LA", (8, 8), (40, 255))
+    la.putpixel((0, 0), (40, 0))
+    got = decode_image(_png_of(la), LIMIT).rgb
+    assert tuple(got[0, 0]) == (255, 255, 255) and tuple(got[1, 1]) == (40, 40, 40)
+    # palette with a transparent entry
+    pal = Image.new("P", (8, 8), 1)
+    pal.putpalette([0, 0, 0, 200, 10, 10] + [0] * 762)
+    pal.putpixel((0, 0), 0)
+    got = decode_image(_png_of(pal, transparency=0), LIMIT).rgb
+    assert tuple(got[0, 0]) == (255, 255, 255) and tuple(got[1, 1]) == (200, 10, 10)
+    # CMYK JPEG
+    buf = io.BytesIO()
+    Image.new("CMYK", (16, 16), (0, 255, 255, 0)).save(buf, "JPEG", quality=95)
+    r, g, b = decode_image(buf.getvalue(), LIMIT).rgb[8, 8].astype(int)
+    assert r > 200 and g < 60 and b < 60

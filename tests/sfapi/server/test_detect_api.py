@@ -126,7 +126,7 @@ async def test_urls(start_server, local_http, data_dir: Path) -> None:
     origin.router.add_get("/hang", hang)
     base = await local_http(origin)
     try:
-        srv = await start_server({"limits": {"url_timeout_s": 0.5}})
+        srv = await start_server({"limits": {"url_timeout_s": 0.5}, "url_fetch": {"allow": ["127.0.0.1/32"]}})
         status, body, _ = await srv.call("POST", "/v2/detect", json={"url": f"{base}/a.jpg"})
         assert status == 200 and len(body["faces"]) == 1
         status, body, _ = await srv.call("POST", "/v2/detect", json={"url": f"{base}/hang"})
