@@ -37,8 +37,14 @@ class AuthApplication(tornado.web.Application):
 
     def find_handler(self, request: tornado.httputil.HTTPServerRequest,
                      **kwargs: Any) -> tornado.web._HandlerDelegate:
+        console = self.settings.get("console")  # facerouter.console: session cookies, /ui/ pages
         try:
-            self.authenticator.check(request.method or "GET", request.path, request.headers.get("Authorization"))
+            if console is not None:
+                console.gate(request, lambda method: self.authenticator.check(
+                    method, request.path, request.headers.get("Authorization")))
+            else:
+                self.authenticator.check(request.method or "GET", request.path,
+                                         request.headers.get("Authorization"))
         except AuthError as exc:
             log.warning("%s %s -> %s: %s", request.method, request.path, exc.status, exc.reason)
             return self.get_handler_delegate(request, _Refused, {"error": exc})
