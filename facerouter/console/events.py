@@ -34,7 +34,7 @@ STREAM_FILTERS = ("result", "cam_id", "pid")
 _END = object()
 
 
-@dataclass
+@dataclass(eq=False)
 class _Client:
     queue: asyncio.Queue[Any]
     filters: dict[str, frozenset[str]] = field(default_factory=dict)
@@ -58,7 +58,7 @@ class EventHub:
     def __init__(self, max_clients: int, queue_size: int) -> None:
         self.max_clients = max_clients
         self.queue_size = queue_size
-        self._clients: set[_Client] = set()  # type: ignore[misc]
+        self._clients: set[_Client] = set()
         self.closed = False
 
     @property

@@ -155,9 +155,7 @@ function resultBadge(result) {
 }
 
 function entryCard(entry, extra) {
-  const img = entry.images && entry.images.face
-    ? el("img", { src: entry.images.face, alt: "face", loading: "lazy" })
-    : el("div", { class: "noimg", text: "no image" });
+  const img = faceThumb(entry.images, entry.bbox);
   const who = entry.pid
     ? el("a", { href: "#person/" + encodeURIComponent(entry.pid), class: "pid", text: entry.pid.slice(0, 12), title: entry.pid,
       onclick: (e) => e.stopPropagation() })
@@ -222,20 +220,45 @@ function startStream() {
   });
 }
 
+// The face box of an entry: bbox is [[x1, y1, x2, y2]] in the frame's pixels.
+function faceBox(bbox) {
+  const b = Array.isArray(bbox) && Array.isArray(bbox[0]) ? bbox[0] : null;
+  return b && b.length === 4 && b.every((v) => typeof v === "number") ? b : null;
+}
+
 function drawFrame(canvas, url, bbox) {
   const img = new Image();
   img.onload = () => {
     canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
     const ctx = canvas.getContext("2d");
     ctx.drawImage(img, 0, 0);
-    if (Array.isArray(bbox) && bbox.length === 2) {
-      const [[x1, y1], [x2, y2]] = bbox;
-      ctx.lineWidth = Math.max(2, img.naturalWidth / 300);
+    const b = faceBox(bbox);
+    if (b) {
+      ctx.lineWidth = Math.max(3, img.naturalWidth / 200);
       ctx.strokeStyle = "#ffcc00";
-      ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+      ctx.strokeRect(b[0], b[1], b[2] - b[0], b[3] - b[1]);
     }
   };
   img.src = url;
+}
+
+// A face thumbnail: the kept crop, else the face cut out of the kept frame, else a placeholder.
+function faceThumb(images, bbox) {
+  if (images && images.face) return el("img", { src: images.face, alt: "face", loading: "lazy" });
+  const b = faceBox(bbox);
+  if (images && images.photo && b) {
+    const canvas = el("canvas", { class: "thumb", width: 96, height: 96, "data-src": images.photo });
+    const img = new Image();
+    img.onload = () => {
+      const w = b[2] - b[0], h = b[3] - b[1], side = Math.max(w, h) * 1.3;
+      const cx = (b[0] + b[2]) / 2, cy = (b[1] + b[3]) / 2;
+      canvas.getContext("2d").drawImage(img, cx - side / 2, cy - side / 2, side, side, 0, 0, 96, 96);
+      canvas.dataset.drawn = "1";
+    };
+    img.src = images.photo;
+    return canvas;
+  }
+  return el("div", { class: "noimg", text: "no image" });
 }
 
 async function showEntry(entry) {
@@ -255,9 +278,10 @@ async function showEntry(entry) {
   $("modal").hidden = false;
   if (entry.pid) {
     const res = await api("GET", API + "/persons/" + encodeURIComponent(entry.pid));
-    if (res.ok && res.body.entry_id) {
-      enrolled.insertBefore(el("img", { class: "enrolled", alt: "enrolled photo",
-        src: API + "/entries/" + encodeURIComponent(res.body.entry_id) + "/image/photo" }), enrolled.firstChild);
+    const made = res.ok && res.body.entry_id ? await api("GET", API + "/entries/" + encodeURIComponent(res.body.entry_id)) : null;
+    const link = made && made.ok ? (made.body.images.photo || made.body.images.face) : null;
+    if (link) {
+      enrolled.insertBefore(el("img", { class: "enrolled", alt: "enrolled photo", src: link }), enrolled.firstChild);
     } else enrolled.appendChild(el("p", { class: "empty", text: res.ok ? "no enrolled photo" : errorText(res) }));
   }
 }
@@ -324,9 +348,12 @@ async function loadPersons() {
 
 function personCard(p) {
   const src = state.sources.find((s) => s.id === p.source_id);
-  const photo = p.entry_id
-    ? el("img", { src: API + "/entries/" + encodeURIComponent(p.entry_id) + "/image/face", alt: "photo" })
-    : el("div", { class: "noimg", text: "no photo" });
+  const photo = el("div", { class: "photo" }, el("div", { class: "noimg", text: "no photo" }));
+  if (p.entry_id) {
+    api("GET", API + "/entries/" + encodeURIComponent(p.entry_id)).then((res) => {
+      if (res.ok) clear(photo).appendChild(faceThumb(res.body.images, res.body.bbox));
+    });
+  }
   const stats = el("dl", {});
   const card = el("article", { class: "person", "data-pid": p.pid }, photo,
     el("div", { class: "body" },
@@ -376,14 +403,26 @@ async function loadPerson(pid) {
     api("GET", API + "/entries" + query({ pid, limit: 100 })),
   ]);
   setText("person-error", pres.ok ? "" : errorText(pres));
-  if (pres.ok && pres.body.entry_id) head.appendChild(el("img", { class: "enrolled", alt: "enrolled photo", src: API + "/entries/" + encodeURIComponent(pres.body.entry_id) + "/image/face" }));
+  if (pres.ok && pres.body.entry_id) {
+    const eres0 = await api("GET", API + "/entries/" + encodeURIComponent(pres.body.entry_id));
+    if (eres0.ok) head.appendChild(faceThumb(eres0.body.images, eres0.body.bbox));
+  }
   if (pres.ok) head.appendChild(personActions(pres.body));
   if (sres.ok) {
+    const st = sres.body;
     const dl = el("dl");
-    for (const [k, v] of Object.entries(sres.body)) {
-      dl.appendChild(el("dt", { text: k }));
-      dl.appendChild(el("dd", { text: typeof v === "object" && v !== null ? JSON.stringify(v) : v }));
-    }
+    const add = (k, v) => { dl.appendChild(el("dt", { text: k })); dl.appendChild(el("dd", {}, v)); };
+    add("entries", String(st.total));
+    const badges = el("span");
+    for (const [r, n] of Object.entries(st.by_result || {})) badges.appendChild(el("span", {}, resultBadge(r), String(n) + " "));
+    add("by result", badges);
+    add("by source", (st.by_source || []).map((x) => {
+      const src = state.sources.find((s) => s.id === x.source_id);
+      return (src ? src.name : String(x.source_id)) + ": " + x.count;
+    }).join(", ") || "-");
+    add("first seen", fmtTime(st.first_seen));
+    add("last seen", fmtTime(st.last_seen));
+    if (!st.exists) add("state", "deleted (their entries remain)");
     head.appendChild(dl);
   }
   if (eres.ok) {
@@ -529,6 +568,7 @@ async function loadStats() {
     }
     let keys = Object.keys(counts);
     if (g === "hour") keys = Array.from({ length: 24 }, (_, i) => String(i));
+    if (g === "day_of_week") keys = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
     box.appendChild(barChart(title, keys, counts));
   }
 }
