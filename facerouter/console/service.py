@@ -26,8 +26,9 @@ __all__ = ["Console", "STREAM_PATH"]
 log = logging.getLogger(__name__)
 
 STREAM_PATH = "/v1/events/stream"
-#: routes anyone may load: the page, its files, the login and the session probe
-_OPEN = ("/ui", "/ui/", "/ui/login", "/ui/api/session")
+#: routes anyone may load: the page, its files, the login, the logout (any role may log out; the
+#: handler checks CSRF and Origin itself) and the session probe
+_OPEN = ("/ui", "/ui/", "/ui/login", "/ui/logout", "/ui/api/session")
 #: POST routes that only read (they carry a photo): a read-only token or session may use them
 READ_POSTS = frozenset({"/ui/api/search"})
 

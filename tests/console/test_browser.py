@@ -11,7 +11,7 @@ each page is written under ``var/console-screenshots/``.
 from __future__ import annotations
 
 import asyncio
-import io
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +96,11 @@ def _browse(base: str, plan: DemoPlan, people: DemoPeople, files: dict[str, Path
 
         def login(token: str) -> None:
             driver.get(base + "/ui/")
-            wait().until(EC.visibility_of_element_located((By.ID, "login-token")))
+            try:
+                wait().until(EC.visibility_of_element_located((By.ID, "login-token")))
+            except Exception:
+                screenshot(driver, "debug-login")
+                raise
             css("#login-token").send_keys(token)
             css("#login-form button[type=submit]").click()
             wait().until(EC.visibility_of_element_located((By.ID, "top")))
@@ -104,6 +108,17 @@ def _browse(base: str, plan: DemoPlan, people: DemoPeople, files: dict[str, Path
         def go(page: str) -> None:
             css(f"nav a[data-page={page}]").click()
             wait().until(EC.visibility_of_element_located((By.ID, f"page-{page}")))
+
+        def drop(photo: Path, zone: str) -> None:
+            """Drop a file on ``zone`` as a person dragging it from their desktop would."""
+            driver.execute_script(
+                "const bytes = Uint8Array.from(atob(arguments[0]), c => c.charCodeAt(0));"
+                "const dt = new DataTransfer();"
+                "dt.items.add(new File([bytes], arguments[1], {type: 'image/jpeg'}));"
+                "const zone = document.querySelector(arguments[2]);"
+                "for (const t of ['dragover', 'drop']) zone.dispatchEvent("
+                "  new DragEvent(t, {dataTransfer: dt, bubbles: true, cancelable: true}));",
+                base64.b64encode(photo.read_bytes()).decode(), photo.name, zone)
 
         def enrol(photo: Path, source: str) -> None:
             css("#enrol-file").send_keys(str(photo))
@@ -165,6 +180,14 @@ def _browse(base: str, plan: DemoPlan, people: DemoPeople, files: dict[str, Path
         wait().until(lambda d: d.execute_script(
             "return [...document.querySelectorAll('.entry img')].every(i => i.complete && i.naturalWidth > 0)"))
         screenshot(driver, "3-live")
+        Select(css("#live-filters select[name=result]")).select_by_value("nm")
+        css("#live-filters button[type=submit]").click()
+        wait().until(lambda d: d.execute_script(
+            "return [...new Set([...document.querySelectorAll('#live-list .entry')].map(e => e.dataset.result))]") == ["nm"])
+        Select(css("#live-filters select[name=result]")).select_by_value("")
+        css("#live-filters button[type=submit]").click()
+        entry = wait().until(EC.visibility_of_element_located(
+            (By.CSS_SELECTOR, f"#live-list .entry[data-result='exact']")))
         entry.find_element(By.CSS_SELECTOR, "img").click()
         wait().until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#modal canvas.frame")))
         wait().until(lambda d: d.execute_script("return document.querySelector('#modal canvas').width > 0"))
@@ -182,7 +205,8 @@ def _browse(base: str, plan: DemoPlan, people: DemoPeople, files: dict[str, Path
 
         # --- search by photo: the person's camera entry, ranked by similarity ------------------
         go("search")
-        css("#search-file").send_keys(str(data_dir / "faces/obama/img3.jpg"))
+        drop(data_dir / "faces/obama/img3.jpg", "#search-drop")      # dragged in, not chosen
+        wait().until(lambda d: "img3.jpg" in text_of("#search-drop"))
         css("#search-form input[name=cameras]").send_keys(CAMERA)
         css("#search-submit").click()
         hit = wait(60).until(EC.visibility_of_element_located(
@@ -201,6 +225,10 @@ def _browse(base: str, plan: DemoPlan, people: DemoPeople, files: dict[str, Path
         wait().until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#person-entries .entry")))
         screenshot(driver, "8-person")
 
+        # --- re-init the person from another photo on their page ------------------------------
+        css("#person-head input[type=file]").send_keys(str(data_dir / "faces/obama/img4.jpg"))
+        wait().until(lambda d: "re-initialised" in text_of("#person-head .actions p"))
+
         # --- a read token sees but cannot change ------------------------------------------------
         css("#logout").click()
         wait().until(EC.visibility_of_element_located((By.ID, "login-token")))
@@ -214,6 +242,16 @@ def _browse(base: str, plan: DemoPlan, people: DemoPeople, files: dict[str, Path
         persons = driver.execute_script(
             "return fetch('/v2/persons').then(r => r.json()).then(b => b.count)")
         assert persons == 1
+
+        # --- a write token deletes (after the browser's confirmation) ---------------------------
+        css("#logout").click()
+        wait().until(EC.visibility_of_element_located((By.ID, "login-token")))
+        login(WRITE)
+        go("persons")
+        card = wait().until(EC.visibility_of_element_located((By.CSS_SELECTOR, f".person[data-pid='{pid}']")))
+        card.find_element(By.CSS_SELECTOR, "button.danger").click()
+        driver.switch_to.alert.accept()
+        wait().until(lambda d: "nobody enrolled yet" in text_of("#persons-count"))
 
 
 @pytest.mark.slow

@@ -97,13 +97,16 @@ async def test_cookie_writes_need_csrf_origin_and_a_write_role(start_router: Any
     assert await call("POST", WRITE, "real", "same") == 200
     async with r.http.get(r.base + "/plugin/hello", headers={"Cookie": f"{COOKIE}=made-up"}) as resp:
         assert resp.status == 401                              # an unknown session is no session
-    # logging out ends the session
-    cookie, csrf = sessions[WRITE]
-    async with r.http.post(r.base + "/ui/logout", headers={**cookie, "X-CSRF-Token": csrf,
-                                                          "Origin": r.base}) as resp:
-        assert resp.status == 200
-    async with r.http.get(r.base + "/plugin/hello", headers=cookie) as resp:
-        assert resp.status == 401
+    # logging out (any role; CSRF-checked) ends the session
+    for token in (READ, WRITE):
+        cookie, csrf = sessions[token]
+        async with r.http.post(r.base + "/ui/logout", headers={**cookie, "Origin": r.base}) as resp:
+            assert resp.status == 403                          # a forged logout does nothing
+        async with r.http.post(r.base + "/ui/logout", headers={**cookie, "X-CSRF-Token": csrf,
+                                                              "Origin": r.base}) as resp:
+            assert resp.status == 200
+        async with r.http.get(r.base + "/plugin/hello", headers=cookie) as resp:
+            assert resp.status == 401
 
 
 async def test_page_has_a_strict_csp_and_no_inline_script(start_router: Any, fake_sfapi: Any) -> None:

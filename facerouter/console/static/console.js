@@ -115,8 +115,8 @@ async function login(ev) {
 }
 
 async function logout() {
-  await api("POST", "/ui/logout");
-  showLogin("Logged out.");
+  const res = await api("POST", "/ui/logout");
+  showLogin(res.ok ? "Logged out." : "Logging out failed: " + errorText(res));
 }
 
 async function loadSources() {
