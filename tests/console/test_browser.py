@@ -126,6 +126,9 @@ def _browse(base: str, plan: DemoPlan, people: DemoPeople, files: dict[str, Path
             css("#enrol-submit").click()
 
         # --- log in with a write token; the token never reaches a URL ------------------------
+        driver.get(base + "/ui/")
+        wait().until(EC.visibility_of_element_located((By.ID, "login-token")))
+        screenshot(driver, "0-login")
         login(WRITE)
         assert WRITE not in driver.current_url
         assert "operator (write)" in text_of("#who")
@@ -219,7 +222,7 @@ def _browse(base: str, plan: DemoPlan, people: DemoPeople, files: dict[str, Path
         wait().until(EC.presence_of_element_located((By.CSS_SELECTOR, f"tr[data-job='{CAMERA}']")))
         screenshot(driver, "6-cameras")
         go("stats")
-        wait().until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#stats-charts svg")) == 3)
+        wait().until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#stats-charts svg")) == 4)
         screenshot(driver, "7-stats")
         driver.get(base + "/ui/#person/" + pid)
         wait().until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#person-entries .entry")))
@@ -278,3 +281,8 @@ async def test_console_in_a_browser(tmp_path: Path, models_dir: Path, data_dir: 
     finally:
         sup.stop()
         await asyncio.wait_for(runner, 60)
+    logs = [p for p in (plan.dir / "log").rglob("*") if p.is_file()]
+    assert logs, "the services wrote no logs"
+    for path in logs:
+        text = path.read_text(errors="replace")
+        assert WRITE not in text and READ not in text, f"a token in {path}"

@@ -552,8 +552,25 @@ function barChart(title, keys, counts) {
   return el("figure", { class: "chartbox" }, root, legend);
 }
 
+// Entries per calendar day (UTC) of the last two weeks: one grouped count per day.
+async function dailyChart() {
+  const days = [];
+  const today = new Date(); today.setUTCHours(0, 0, 0, 0);
+  for (let i = 13; i >= 0; i--) days.push(new Date(today.getTime() - i * 86400000));
+  const answers = await Promise.all(days.map((d) => api("GET", API + "/entries/stats" + query({
+    group_by: "result", date_from: d.toISOString(), date_to: new Date(d.getTime() + 86400000 - 1).toISOString() }))));
+  const counts = {};
+  const keys = days.map((d) => d.toISOString().slice(5, 10));
+  answers.forEach((res, i) => {
+    counts[keys[i]] = {};
+    if (res.ok) for (const row of res.body.stats) counts[keys[i]][row[0]] = row[1];
+  });
+  return barChart("Entries per day (UTC), last 14 days", keys, counts);
+}
+
 async function loadStats() {
   const box = clear($("stats-charts"));
+  box.appendChild(await dailyChart());
   const groups = [["hour", "Entries per hour of the day (UTC)"], ["day_of_week", "Entries per day of the week"], ["source", "Entries per camera (source)"]];
   for (const [g, title] of groups) {
     const res = await api("GET", API + "/entries/stats" + query({ group_by: g + ",result" }));
