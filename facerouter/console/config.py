@@ -29,12 +29,26 @@ class ConsoleConfig(StrictModel):
     search_threshold: float = Field(0.7, ge=0, le=1)
     #: most hits of one look-alike search
     search_limit: int = Field(100, ge=1, le=1000)
+    #: the console's address as browsers see it when a proxy terminates TLS in front of facerouter
+    #: (e.g. https://faces.example.com): its origin is the one changes must come from, and an
+    #: https address makes the session cookie Secure. null: the address the request came to
+    public_url: str | None = None
     #: the video worker's job API (any worker of a fleet sharing a job store); null: no cameras page
     worker_url: str | None = None
     #: API token sent to the worker's job API (a read-write token to add, edit and stop cameras)
     worker_token: SecretStr | None = None
     #: timeout of each call to the worker, in seconds
     worker_timeout_s: float = Field(10.0, gt=0, le=120)
+
+    @field_validator("public_url")
+    @classmethod
+    def _origin(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme, sep, rest = value.partition("://")
+        if scheme not in ("http", "https") or not sep or not rest.split("/")[0]:
+            raise ValueError("must be an http:// or https:// URL")
+        return f"{scheme}://{rest.split('/')[0]}"
 
     @field_validator("worker_url")
     @classmethod

@@ -23,7 +23,7 @@ import tornado.web
 from sfapi.auth import AuthError
 from sfapi.safejson import JsonRefused, loads
 
-from .sessions import COOKIE, CSRF_HEADER, same_origin
+from .sessions import COOKIE, CSRF_HEADER, page_origin, same_origin
 
 if TYPE_CHECKING:
     from .service import Console
@@ -126,7 +126,8 @@ class LoginHandler(ConsoleHandler):
     """``POST /ui/login``."""
 
     def post(self) -> None:
-        if not same_origin(self.request):
+        public = self.console.config.public_url
+        if not same_origin(self.request, public):
             self.fail(403, "FORBIDDEN", "log in from the console's own page (Origin header)")
             return
         body = self.json_body()
@@ -143,7 +144,7 @@ class LoginHandler(ConsoleHandler):
             self.fail(exc.status, exc.code, exc.reason, "token")
             return
         self.set_cookie(COOKIE, sess.sid, path="/", httponly=True, samesite="Strict",
-                        secure=self.request.protocol == "https",
+                        secure=page_origin(self.request, public).startswith("https:"),
                         expires_days=self.console.config.session_ttl_s / 86400)
         log.info("console login: %s (%s) from %s", sess.name, sess.role, self.request.remote_ip)
         self.send({"name": sess.name, "role": sess.role, "csrf": sess.csrf})
@@ -156,7 +157,7 @@ class LogoutHandler(ConsoleHandler):
         sess = self.console.sessions.from_request(self.request)
         if sess is not None:
             if self.request.headers.get(CSRF_HEADER, "") != sess.csrf or \
-                    not same_origin(self.request):
+                    not same_origin(self.request, self.console.config.public_url):
                 self.fail(403, "FORBIDDEN", f"log out from the console's page ({CSRF_HEADER})")
                 return
             self.console.sessions.logout(sess.sid)

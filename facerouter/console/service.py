@@ -41,7 +41,8 @@ class Console:
         self.config = config
         self.authenticator = authenticator
         self.max_upload_bytes = max_upload_bytes
-        self.sessions = SessionStore(config.session_ttl_s, config.max_sessions)
+        self.sessions = SessionStore(config.session_ttl_s, config.max_sessions,
+                                     public_origin=config.public_url)
         self.events = EventHub(config.max_stream_clients, config.stream_queue)
         self.sfapi: Client = None  # type: ignore[assignment]
         self.plugins: Any = {}

@@ -21,7 +21,7 @@ import tornado.httputil
 
 from sfapi.auth import READ_METHODS, Authenticator, AuthError
 
-__all__ = ["Session", "SessionStore", "COOKIE", "CSRF_HEADER", "same_origin"]
+__all__ = ["Session", "SessionStore", "COOKIE", "CSRF_HEADER", "same_origin", "page_origin"]
 
 COOKIE = "facerouter_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -38,19 +38,26 @@ class Session:
     expires: float
 
 
-def same_origin(request: tornado.httputil.HTTPServerRequest) -> bool:
-    """Whether the request's ``Origin`` is the page's own (scheme, host and port)."""
+def page_origin(request: tornado.httputil.HTTPServerRequest, public: str | None = None) -> str:
+    """The console's origin: ``public`` (``console.public_url``) or the address the request came to."""
+    return public or f"{request.protocol}://{request.host}"
+
+
+def same_origin(request: tornado.httputil.HTTPServerRequest, public: str | None = None) -> bool:
+    """Whether the request's ``Origin`` is the console's own (scheme, host and port)."""
     origin = request.headers.get("Origin")
     if not origin:
         return False
-    return hmac.compare_digest(origin.encode(), f"{request.protocol}://{request.host}".encode())
+    return hmac.compare_digest(origin.encode(), page_origin(request, public).encode())
 
 
 class SessionStore:
     """Sessions in memory (a restart logs everyone out), the oldest dropped past ``limit``."""
 
-    def __init__(self, ttl_s: float, limit: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, ttl_s: float, limit: int, clock: Callable[[], float] = time.monotonic,
+                 public_origin: str | None = None) -> None:
         self.ttl_s = ttl_s
+        self.public_origin = public_origin
         self.limit = limit
         self.clock = clock
         self._sessions: OrderedDict[str, Session] = OrderedDict()
@@ -102,8 +109,7 @@ class SessionStore:
         for sid in [s.sid for s in self._sessions.values() if s.expires <= now]:
             del self._sessions[sid]
 
-    @staticmethod
-    def check(sess: Session, request: tornado.httputil.HTTPServerRequest, read: bool) -> None:
+    def check(self, sess: Session, request: tornado.httputil.HTTPServerRequest, read: bool) -> None:
         """Refuse (:class:`AuthError` 403) a cookie-authenticated request that may not run:
         a change without the CSRF token or from another origin, or by a read-only session."""
         if read and (request.method or "GET").upper() in READ_METHODS:
@@ -111,7 +117,7 @@ class SessionStore:
         given = request.headers.get(CSRF_HEADER, "")
         if not given or not hmac.compare_digest(given.encode(), sess.csrf.encode()):
             raise AuthError(403, f"a change from a console session needs the {CSRF_HEADER} header")
-        if not same_origin(request):
+        if not same_origin(request, self.public_origin):
             raise AuthError(403, "a change from a console session must come from the console's "
                             "own origin (Origin header)")
         if not read and sess.role != "write":

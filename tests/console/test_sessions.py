@@ -141,3 +141,29 @@ def test_sessions_expire_and_the_oldest_is_dropped() -> None:
     with pytest.raises(AuthError):
         store.login(auth, "unknown-token-xxxxxxx")
     assert Path(STATIC_DIR / "index.html").exists()
+
+
+async def test_behind_a_tls_proxy_the_public_origin_counts_and_the_cookie_is_secure(
+        start_router: Any, fake_sfapi: Any) -> None:
+    public = "https://faces.example.com"
+    r = await start_router({"hello": HELLO}, {"auth": AUTH, "console": {"public_url": public + "/ui/"}},
+                           sfapi_url=fake_sfapi.base)
+    assert (await _login(r, WRITE))[0] == 403          # the proxy's origin, not the backend's
+    status, body, cookie = await _login(r, WRITE, origin=public)
+    assert status == 200 and cookie is not None
+    assert "; secure" in cookie.lower()
+    headers = {"Cookie": f"{COOKIE}={_sid(cookie)}", "X-CSRF-Token": body["csrf"]}
+    async with r.http.post(r.base + "/plugin/hello", headers={**headers, "Origin": r.base}) as resp:
+        assert resp.status == 403
+    async with r.http.post(r.base + "/plugin/hello", headers={**headers, "Origin": public}) as resp:
+        assert resp.status == 200
+
+
+def test_public_url_must_be_an_http_url() -> None:
+    from pydantic import ValidationError
+
+    from facerouter.console.config import ConsoleConfig
+
+    assert ConsoleConfig(public_url="https://a.example:8443/ui/").public_url == "https://a.example:8443"
+    with pytest.raises(ValidationError):
+        ConsoleConfig(public_url="faces.example.com")
