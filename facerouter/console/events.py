@@ -60,6 +60,10 @@ class EventHub:
         self.queue_size = queue_size
         self._clients: set[_Client] = set()
         self.closed = False
+        #: stream handlers still writing (close() waits for them to end their responses)
+        self.active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     @property
     def clients(self) -> int:
@@ -71,10 +75,16 @@ class EventHub:
             return None
         client = _Client(asyncio.Queue(self.queue_size), filters)
         self._clients.add(client)
+        self.active += 1
+        self._idle.clear()
         return client
 
     def unsubscribe(self, client: _Client) -> None:
+        """A handler is done with ``client`` (once per subscribe)."""
         self._clients.discard(client)
+        self.active -= 1
+        if self.active == 0:
+            self._idle.set()
 
     def publish(self, entry: dict[str, Any]) -> None:
         """Send one entry (its rich wire form) to every client that wants it."""
@@ -92,12 +102,16 @@ class EventHub:
                 self._clients.discard(client)
                 client.end()
 
-    def close(self) -> None:
-        """End every stream (at shutdown)."""
+    async def close(self, timeout: float = 5.0) -> None:
+        """End every stream (at shutdown) and wait for their handlers to finish the responses."""
         self.closed = True
         for client in list(self._clients):
             self._clients.discard(client)
             client.end()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            log.warning("event stream: %d stream(s) still open at shutdown", self.active)
 
 
 class EventStreamHandler(tornado.web.RequestHandler):
@@ -163,10 +177,10 @@ class EventStreamHandler(tornado.web.RequestHandler):
                     event_id, line = item
                     self.write(f"id: {event_id}\nevent: entry\ndata: {line}\n\n")
                 await self.flush()
+            if not self._gone.is_set():
+                self.finish()
         except tornado.iostream.StreamClosedError:
             pass
         finally:
             gone.cancel()
             self.hub.unsubscribe(client)
-        if not self._gone.is_set():
-            self.finish()

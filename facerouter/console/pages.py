@@ -85,14 +85,14 @@ class ConsoleHandler(tornado.web.RequestHandler):
 
 
 class IndexHandler(ConsoleHandler):
-    """``GET /ui/``: the page (``/ui`` redirects here)."""
+    """``GET /ui/``: the page (``/ui`` redirects here); read once, at start."""
 
     def get(self) -> None:
         if not self.request.path.endswith("/"):
             self.redirect("/ui/", permanent=False)
             return
         self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.finish((STATIC_DIR / "index.html").read_bytes())
+        self.finish(self.console.index_html)
 
 
 class StaticHandler(tornado.web.StaticFileHandler):

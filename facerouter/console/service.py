@@ -47,6 +47,8 @@ class Console:
         self.sfapi: Client = None  # type: ignore[assignment]
         self.plugins: Any = {}
         self._http: aiohttp.ClientSession | None = None
+        #: the page, read at start (not on the event loop at each request)
+        self.index_html = (STATIC_DIR / "index.html").read_bytes() if config.enabled else b""
 
     # --- the request check -------------------------------------------------------------------
 
@@ -94,7 +96,7 @@ class Console:
 
     async def close(self) -> None:
         """End the streams and close the worker session (at shutdown)."""
-        self.events.close()
+        await self.events.close()
         if self._http is not None:
             await self._http.close()
 

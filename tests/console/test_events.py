@@ -78,3 +78,17 @@ async def test_stream_client_limit_and_slow_client(start_router: Any, fake_sfapi
             hub.publish({"id": str(i), "result": "nm"})
         assert hub.clients == 0
         assert client.queue.qsize() == 1  # only the end marker is left
+
+
+async def test_shutdown_ends_open_streams(start_router: Any, fake_sfapi: Any) -> None:
+    r = await start_router(None, {}, sfapi_url=fake_sfapi.base)
+    hub = r.router.console.events
+    async with r.http.get(r.base + "/v1/events/stream") as resp:
+        for _ in range(100):
+            if hub.clients == 1:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.wait_for(r.router.shutdown(), 20)   # a stream does not hold shutdown up
+        rest = await asyncio.wait_for(resp.content.read(), 10)
+        assert b"event: entry" not in rest
+    assert hub.clients == 0 and hub.subscribe({}) is None
