@@ -17,6 +17,7 @@ import tornado.netutil
 
 from facerouter.auth import AuthApplication
 from facerouter.config import LoadedConfig
+from facerouter.console.service import Console
 from facerouter.context import Context
 from facerouter.dedup import EventStore
 from facerouter.driver import PluginDriver
@@ -47,13 +48,16 @@ class Router:
         self.metrics = RouterMetrics(cfg.metrics_buckets)
         self.idgen = IdGenerator(cfg.node_id)
         self.registry = PluginRegistry()
+        authenticator = Authenticator.from_config(cfg.auth, cfg.host, "facerouter", guard_writes=True)
+        self.console = Console(cfg.console, authenticator, cfg.max_body_bytes)
         self.app = AuthApplication([
             (r"/v0/frame", FrameHandler, {"router": self}),
             (r"/healthz", HealthHandler, {"router": self}),
             (r"/metrics", MetricsHandler, {"router": self}),
             (r"/openapi.json", OpenApiHandler, {"router": self}),
-        ], Authenticator.from_config(cfg.auth, cfg.host, "facerouter", guard_writes=True),
-            max_body_bytes=cfg.max_body_bytes)
+            *self.console.routes(),
+        ], authenticator, max_body_bytes=cfg.max_body_bytes,
+            **({"console": self.console, "events": self.console.events} if cfg.console.enabled else {}))
         self.driver = PluginDriver(self.registry, self.metrics, cfg.sync_workers)
         self._session: aiohttp.ClientSession | None = None
         self.sfapi: Client | None = None
@@ -83,6 +87,8 @@ class Router:
         self._pipeline = FramePipeline(client=self.sfapi, driver=self.driver, idgen=self.idgen,
                                        metrics=self.metrics, detector=cfg.detector,
                                        sfapi_timeout=cfg.sfapi_timeout_s, events=self.events)
+        self.console.sfapi = self.sfapi
+        self.console.plugins = self.registry.objects
         base_ctx = Context(sfapi=self.sfapi, idgen=self.idgen, plugins=self.registry.objects,
                            app=self.app)
         try:
@@ -131,6 +137,7 @@ class Router:
         except TimeoutError:
             log.warning("facerouter stopping: %d frame(s) still in flight after %.1f s",
                         self.inflight, cfg.drain_timeout_s)
+        await self.console.close()
         await self._stop_plugins_and_clients()
         if self._server is not None:
             await self._server.close_all_connections()

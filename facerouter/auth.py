@@ -48,8 +48,14 @@ class AuthApplication(tornado.web.Application):
             log.info("%s %s -> 413: body of %d bytes", request.method, request.path, length)
             return self.get_handler_delegate(request, TooLarge,
                                              {"limit": self.max_body_bytes, "length": length})
+        console = self.settings.get("console")  # facerouter.console: session cookies, /ui/ pages
         try:
-            self.authenticator.check(request.method or "GET", request.path, request.headers.get("Authorization"))
+            if console is not None:
+                console.gate(request, lambda method: self.authenticator.check(
+                    method, request.path, request.headers.get("Authorization")))
+            else:
+                self.authenticator.check(request.method or "GET", request.path,
+                                         request.headers.get("Authorization"))
         except AuthError as exc:
             log.warning("%s %s -> %s: %s", request.method, request.path, exc.status, exc.reason)
             return self.get_handler_delegate(request, _Refused, {"error": exc})

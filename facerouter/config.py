@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, create_model, field_validator
 
+from facerouter.console.config import ConsoleConfig
 from facerouter.errors import ConfigError, PluginConfigError
 from sfapi import errors as sfapi_errors
 from sfapi.auth import AuthConfig
@@ -50,6 +51,8 @@ class FacerouterConfig(StrictModel):
     #: tokens clients of this router must send (frame endpoint and plugin routes); with
     #: required auto, checked off loopback, and for writes whenever any token is configured
     auth: AuthConfig = AuthConfig()
+    #: the operator console at /ui/ and the event stream (facerouter.console.config)
+    console: ConsoleConfig = ConsoleConfig()
     #: timeout of each sfapi call made by the router (plugins' calls use the same client default)
     sfapi_timeout_s: float = Field(15.0, gt=0, le=600)
     #: directories searched for plugin modules, in order (``name.py`` or ``name/__init__.py``)

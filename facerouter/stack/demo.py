@@ -123,7 +123,8 @@ def write_configs(plan: DemoPlan) -> StackConfig:
               "persons": {"enabled": True, "database_url": f"sqlite+aiosqlite:///{d / 'persons.db'}",
                           "images_dir": str(d / "images")},
               "archive": {"gallery": "archive", "features": ["gender", "age"]},
-              "webhook": {"urls": []}}
+              "webhook": {"urls": []},
+              "console": {"worker_url": plan.url("video-worker")}}
     worker = {"host": plan.host, "port": plan.ports["video-worker"], "state_dir": str(d / "video_worker"),
               "router_url": plan.url("facerouter"), "models": {"dir": str(plan.models_dir) if plan.models_dir else None},
               # the job API reads local files only under these roots: the demo's own clip folder

@@ -16,6 +16,8 @@ from sfapi.models.pack import check_pack, ensure_pack
 async def run_demo(directory: Path, out: TextIO) -> int:
     plan = DemoPlan(directory, models_dir=default_models_dir())
     loop = asyncio.get_running_loop()
+    out.write(f"console: {plan.url('facerouter')}/ui/  (open it once the stack is up)\n")
+    out.flush()
     if check_pack(plan.models_dir, verify_hashes=False) or not plan.video.exists():
         out.write("preparing: model pack, demo people, demo video (first run only)...\n")
         out.flush()
@@ -42,7 +44,9 @@ async def run_demo(directory: Path, out: TextIO) -> int:
             f"\nenrolled: {', '.join(sorted(people.enroll))}; also on camera, not enrolled: "
             f"{', '.join(sorted(people.unknown)) or 'nobody'}\n"
             f"camera '{plan.camera}' plays {plan.video}\n\n"
+            f"  console   {plan.url('facerouter')}/ui/   (live entries, persons, search, cameras)\n"
             f"  entries   {plan.url('facerouter')}/v1/entries\n"
+            f"  events    {plan.url('facerouter')}/v1/events/stream\n"
             f"  persons   {plan.url('facerouter')}/v1/persons\n"
             f"  jobs      {plan.url('video-worker')}/jobs\n"
             f"  sfapi     {plan.url('sfapi')}/docs/spec\n"

@@ -30,7 +30,8 @@ from .api_entries import (AggregateHandler, EntriesHandler, EntryHandler, EntryI
 from .api_persons import PersonHandler, PersonsHandler, ReinitEntryHandler, ReinitPhotoHandler
 from .api_sources import SourceHandler, SourcesHandler, StatusHandler, ThresholdsHandler
 from .config import PersonsConfig
-from .entries import EntryRepo
+from .entries import EntryRepo, entry_json
+from .errors import NotFound
 from .identify import FrameProcessor
 from .images import ImageStore, RetentionJob
 from .persons import PersonService
@@ -123,6 +124,16 @@ class PersonsPlugin:
             )]
         return out
 
+    async def entry_wire(self, entry_id: int) -> dict[str, Any] | None:
+        """An entry's wire form in the richer shape, or None when there is no such entry (for
+        the operator console's search results)."""
+        try:
+            row = await self.entries.get(entry_id)
+        except NotFound:
+            return None
+        src = self.sources.by_id(row["source_id"])
+        return entry_json(row, self.config.rich_api_prefix, getattr(src, "name", None))
+
     async def preprocess(self, request: FrHTTPRequest, labels: Mapping[str, str]) -> tuple[str, ...]:
         """See :meth:`.identify.FrameProcessor.preprocess`."""
         return await self.frames.preprocess(request, labels)
@@ -150,6 +161,9 @@ async def activate(app: tornado.web.Application, ctx: Any, plugin_name: str,
     plugin = PersonsPlugin(ctx, plugin_name)
     await plugin.start()
     app.add_handlers(r".*", plugin.routes())
+    events = app.settings.get("events")  # the router's entry stream (facerouter.console.events)
+    if events is not None:
+        plugin.writer.listeners.append(events.publish)
     log.info("%s: API under %s, database %s", plugin_name, ctx.config.api_prefix,
              ctx.config.resolved_database_url().split("@")[-1])
     return plugin

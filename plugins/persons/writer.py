@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .entries import SEXES, EntryRepo, entry_json
 from .gates import LIVENESS_UNDETERMINED
@@ -61,6 +61,8 @@ class EntryWriter:
         self.image_kinds = image_kinds
         self.prefix = prefix
         self.by_result: Counter[str] = Counter()
+        #: called with each entry's wire form once written (the router's event stream)
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
     async def write(self, e: NewEntry) -> dict[str, Any]:
         """Write one entry; returns its wire form."""
@@ -86,4 +88,9 @@ class EntryWriter:
         log.debug("persons: entry %d %s pid=%s confidence=%s source=%s", e.id, e.result, e.pid,
                   e.confidence, e.source.name)
         self.webhooks.publish(wire, keep)
+        for listener in self.listeners:
+            try:
+                listener(wire)
+            except Exception:
+                log.exception("persons: an entry listener failed")
         return wire
