@@ -76,8 +76,8 @@ class Archive:
         async with self._lock:
             if self._ready:
                 return
-            if await self.gallery.create(timeout=5.0, meta_schema=self.meta_schema(), exist_ok=True):
-                log.info("archive: created gallery %s", self.config.gallery)
+            await self.gallery.create(timeout=5.0, meta_schema=self.meta_schema(), exist_ok=True)
+            log.info("archive: gallery %s ready", self.config.gallery)
             self._ready = True
 
     async def preprocess(self, request: FrHTTPRequest, labels: Mapping[str, str]) -> tuple[str, ...]:

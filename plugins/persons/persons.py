@@ -74,8 +74,8 @@ class PersonService:
         async with self._lock:
             if self._ready:
                 return
-            if await self.gallery.create(timeout=5.0, meta_schema=META_SCHEMA, exist_ok=True):
-                log.info("persons: created gallery %s", self.gallery.name)
+            await self.gallery.create(timeout=5.0, meta_schema=META_SCHEMA, exist_ok=True)
+            log.info("persons: gallery %s ready", self.gallery.name)
             self._ready = True
 
     async def identify(self, detection: DetectFace) -> Match:

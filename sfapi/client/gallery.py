@@ -86,16 +86,13 @@ class Gallery:
     # --- gallery -----------------------------------------------------------------------------
 
     async def create(self, timeout: float | None = None, *, request_id: str | None = None,
-                     meta_schema: Mapping[str, str] | None = None, exist_ok: bool = False) -> bool:
+                     meta_schema: Mapping[str, str] | None = None, exist_ok: bool = False) -> None:
         """Create the gallery on the service.
 
         Args:
             meta_schema: meta keys and their types (``int``, ``string``, ``strings``); without it the
                 service applies the schema its config declares for this name.
             exist_ok: an existing gallery is not an error (its schema is left as it is).
-
-        Returns:
-            True when this call created the gallery, False when it existed (``exist_ok``).
 
         Raises:
             SFApiRemoteError: ``CONFLICT`` if it exists already (unless ``exist_ok``).
@@ -105,10 +102,8 @@ class Gallery:
             await self._client.request("POST", self._path(), json_body=body, timeout=timeout,
                                        request_id=request_id)
         except SFApiRemoteError as exc:
-            if exist_ok and exc.code == "CONFLICT":
-                return False
-            raise
-        return True
+            if not (exist_ok and exc.code == "CONFLICT"):
+                raise
 
     async def drop(self, timeout: float | None = None, *, request_id: str | None = None) -> None:
         """Remove the gallery and all its faces from the service.
