@@ -1,9 +1,11 @@
 """Per-camera analysis of sampled frames: detect, score, track, select, build posts.
 
 Detection follows ``detector.pipeline`` (:mod:`video_worker.regions`). Quality
-(:mod:`sfapi.engines.quality`) uses the pose network's angles; the network (~5 ms a face) only runs
-for a face whose quality without the pose factor (an upper bound, the factor being at most 1) could
-beat its track's best so far, so the ranking is exact and a steady frontal track rarely pays for it.
+(:mod:`sfapi.engines.quality`) uses the pose network's angles. The network (~5 ms a face) is spared
+twice: a face whose quality without the pose factor (an upper bound: the factor is at most 1)
+cannot beat its track's best so far is not scored at all, and a track's pose is measured at most
+every :data:`POSE_EVERY_S` of stream time (a head turns little in that time; in between, its last
+measurement is used).
 
 :meth:`CameraAnalyzer.process` is CPU work and runs on the shared detector's thread pool, one frame
 of a camera at a time (the camera's pipeline awaits each frame before sending the next), so the
@@ -35,6 +37,8 @@ log = logging.getLogger(__name__)
 #: chip geometry used for the sharpness factor of quality: sfapi's facen chip, so the worker's
 #: quality and sfapi's ``quality`` agree
 _SHARP_CHIP = (150, 0.25)
+#: a track's head pose is measured at most this often (stream seconds)
+POSE_EVERY_S = 0.4
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,6 +76,7 @@ class CameraAnalyzer:
         self.regions: RegionDetector | None = None
         #: pose network runs (faces whose quality could beat their track's best)
         self.pose_runs = 0
+        self._poses: dict[int, tuple[float, np.ndarray]] = {}  # track id -> (t, yaw pitch roll)
 
     def process(self, item: AnalysisFrame) -> AnalysisResult:
         """Analyse one frame; returns the faces and the posts due (in order)."""
@@ -94,6 +99,8 @@ class CameraAnalyzer:
                 picks += self.selector.observe(by_id[int(ids[i])], o)
         for track in full:
             picks += self.selector.end(track)
+        for track in ended:
+            self._poses.pop(track.id, None)
         posts = [self.builder.build(p) for p in picks]
         return AnalysisResult(faces, posts, self.tracker.created - before, len(ended), detect_s)
 
@@ -102,6 +109,7 @@ class CameraAnalyzer:
         if self.regions is not None:
             self.regions.reset()
         picks: list[Pick] = []
+        self._poses.clear()
         for track in self.tracker.finish():
             picks += self.selector.end(track)
         return [self.builder.build(p) for p in picks]
@@ -148,8 +156,19 @@ class CameraAnalyzer:
             return []
         sub = faces[np.asarray(wanted, np.intp)]
         if self.detector.pose is not None:
-            pose = self.detector.pose.estimate(item.rgb, sub.boxes)
-            self.pose_runs += len(wanted)
+            pose = np.zeros((len(wanted), 3), np.float32)
+            stale = []
+            for k, i in enumerate(wanted):
+                last = self._poses.get(int(ids[i]))
+                if last is not None and item.t - last[0] < POSE_EVERY_S - 1e-6:
+                    pose[k] = last[1]
+                else:
+                    stale.append(k)
+            if stale:
+                pose[stale] = self.detector.pose.estimate(item.rgb, sub.boxes[stale])
+                self.pose_runs += len(stale)
+                for k in stale:
+                    self._poses[int(ids[wanted[k]])] = (item.t, pose[k].copy())
         else:
             yaw, roll = pose_angles(sub.landmarks)
             pose = np.stack([yaw, np.zeros_like(yaw), roll], axis=1)

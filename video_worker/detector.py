@@ -27,7 +27,7 @@ from sfapi.engines.batching import DynamicBatcher
 from sfapi.engines.mtcnn import MtcnnDetector, MtcnnSettings
 from sfapi.engines.pose import PoseEstimator
 from sfapi.engines.runtime import Session, create_runtime
-from sfapi.errors import SfapiError
+from sfapi.errors import ModelPackError, SfapiError
 from video_worker.config import DetectorSection, ModelsSection
 from video_worker.errors import EngineError
 from video_worker.regions import RangeMtcnn, ViewSource
@@ -72,7 +72,7 @@ class SharedDetector(ViewSource):
                                 for n in ("pnet", "rnet", "onet"))
             try:
                 pose: PoseEstimator | None = PoseEstimator(runtime.load(network_path(models_dir, "pose"), "pose"))
-            except SfapiError as exc:  # a pack built before the pose network: landmark yaw instead
+            except ModelPackError as exc:  # a pack built before the pose network: landmark yaw instead
                 log.warning("no pose network (%s): quality uses the landmark yaw; run: sfapi models fetch", exc)
                 pose = None
         except (SfapiError, OSError) as exc:
@@ -118,6 +118,10 @@ class SharedDetector(ViewSource):
                 settings = MtcnnSettings(min_face_size=lo, thresholds=self.cfg.thresholds, max_image_side=None)
                 view = self._zone_views[key] = RangeMtcnn(self._pnet, self._rnet, self._onet, settings, hi)
             return view
+
+    def refiner(self) -> RangeMtcnn:
+        """A view whose ``refine`` runs O-Net alone on candidate boxes (tracked faces)."""
+        return self.zone_view(float(_PNET_CELL), None)  # type: ignore[return-value]
 
     def close(self) -> None:
         """Stop the pool and the batchers (after the cameras stopped)."""

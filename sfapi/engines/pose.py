@@ -7,8 +7,9 @@ guessed from five landmarks, it keeps growing past 45 degrees, so a three-quarte
 stay apart.
 
 Conventions (checked on the sample photos, see the tests): a frontal face is near 0; mirroring the
-image negates yaw and roll; positive yaw is a face turned towards the image's left (its nose points
-to smaller x). Pitch has a bias of about -10 on frontal photos taken at eye level.
+image negates yaw; positive yaw is a face turned towards the image's left (its nose points to
+smaller x). Pitch reads about -10 on frontal photos taken at eye level, and pitch and roll are less
+steady than yaw (a mirrored photo may differ by a few degrees).
 """
 from __future__ import annotations
 
