@@ -56,7 +56,7 @@ def make_clip(kind: str, name: str, seconds: float) -> Path:
     from sfapi.engines.runtime import create_runtime
     from video_worker import clips
 
-    out = REPO / "var" / "bench" / f"{kind}-{name}-{seconds:g}s-v2.mp4"
+    out = REPO / "var" / "bench" / f"{kind}-{name}-{seconds:g}s-v3.mp4"
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 #: quality and sfapi's ``quality`` agree
 _SHARP_CHIP = (150, 0.25)
 #: a track's head pose is measured at most this often (stream seconds)
-POSE_EVERY_S = 0.4
+POSE_EVERY_S = 0.8
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,13 +145,19 @@ class CameraAnalyzer:
     def _observations(self, item: AnalysisFrame, faces: Faces,
                       ids: np.ndarray) -> list[tuple[int, Observation]]:
         """(index, observation) of the faces that may change their track's pick."""
-        chips = extract_chips(item.rgb, faces.landmarks, *_SHARP_CHIP)
-        gray = np.stack([cv2.cvtColor(c, cv2.COLOR_RGB2GRAY) for c in chips])
-        sharp = sharpness(gray)
-        # quality with a pose factor of 1: what each face could reach at best
-        upper = quality_parts(faces.scores, faces.boxes, faces.landmarks, sharp,
-                              pose=np.zeros((len(faces), 3), np.float32))
-        wanted = [i for i in range(len(faces)) if upper["quality"][i] > self.selector.bar(int(ids[i]))]
+        bars = np.array([self.selector.bar(int(i)) for i in ids], np.float32)
+        frontal = np.zeros((len(faces), 3), np.float32)
+        # quality with pose and sharpness factors of 1, then with the real sharpness: what each face
+        # could reach at best; the chips and the pose network are spent only on those that may win
+        upper = quality_parts(faces.scores, faces.boxes, faces.landmarks, None, pose=frontal)["quality"]
+        wanted = [i for i in range(len(faces)) if upper[i] > bars[i]]
+        if not wanted:
+            return []
+        chips = extract_chips(item.rgb, faces.landmarks[wanted], *_SHARP_CHIP)
+        sharp = np.zeros(len(faces), np.float32)
+        sharp[wanted] = sharpness(np.stack([cv2.cvtColor(c, cv2.COLOR_RGB2GRAY) for c in chips]))
+        upper = quality_parts(faces.scores, faces.boxes, faces.landmarks, sharp, pose=frontal)["quality"]
+        wanted = [i for i in wanted if upper[i] > bars[i]]
         if not wanted:
             return []
         sub = faces[np.asarray(wanted, np.intp)]

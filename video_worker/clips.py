@@ -230,13 +230,13 @@ FACE_SHARE = 1 / 1.8
 
 def busy_scene(size: Sequence[int] = (1920, 1080), fps: int = 25, seconds: float = 20.0) -> Scene:
     """The cost and recall bench's busy stream, on a textured still background: five people at
-    three face sizes (about 22%, 13% and 8.5% of the frame height: 238, 140 and 92 px at 1080p),
+    three face sizes (about 22%, 13% and 10% of the frame height: 238, 140 and 108 px at 1080p),
     walking in from the edges at different speeds, two of them twice; a grey pole crossing in
     front of two of them (an occlusion shorter than the track miss interval); nobody in the last
-    8% of the clip. Faces stay at least 60 px wide at 720p."""
+    8% of the clip. Faces stay over 70 px wide at 720p."""
     w, h = size
     n = int(fps * seconds)
-    big, mid, small = (round(h * f / FACE_SHARE) for f in (0.22, 0.13, 0.085))
+    big, mid, small = (round(h * f / FACE_SHARE) for f in (0.22, 0.13, 0.10))
 
     def f(x: float) -> int:
         return int(n * x)
@@ -254,15 +254,16 @@ def busy_scene(size: Sequence[int] = (1920, 1080), fps: int = 25, seconds: float
 def quiet_scene(size: Sequence[int] = (1920, 1080), fps: int = 25, seconds: float = 20.0) -> Scene:
     """The bench's sparse stream, on the busy scene's background: people there a quarter of the
     time. ``obama`` (big) walks in from the left over [0.15, 0.275) of the clip; ``biden`` (middle
-    size, from the right) and ``kit`` (small, from the left) over [0.6, 0.725); nobody otherwise."""
+    size, from the right) and ``kit`` (small, from the left) over [0.6, 0.725); nobody otherwise.
+    Each walks a quarter of the frame's width in, at most ~60 px per 0.2 s at 1080p."""
     w, h = size
     n = int(fps * seconds)
-    big, mid, small = (round(h * f / FACE_SHARE) for f in (0.22, 0.13, 0.085))
+    big, mid, small = (round(h * f / FACE_SHARE) for f in (0.22, 0.13, 0.10))
     a0, a1, b0, b1 = (int(n * f) for f in (0.15, 0.275, 0.6, 0.725))
     return Scene((w, h), fps, n, mid, (
-        Appearance("obama", a0, a1, (-big // 2, h // 20), (w // 2, h // 20), big),
-        Appearance("biden", b0, b1, (w - mid // 2, h - mid - h // 20), (w // 2 - mid, h - mid - h // 20), mid),
-        Appearance("kit", b0, b1, (-small // 2, h // 3), (w // 2 - small, h // 3), small),
+        Appearance("obama", a0, a1, (-big // 2, h // 20), (w // 4, h // 20), big),
+        Appearance("biden", b0, b1, (w - mid // 2, h - mid - h // 20), (3 * w // 4 - mid, h - mid - h // 20), mid),
+        Appearance("kit", b0, b1, (-small // 2, h // 3), (w // 4 - small, h // 3), small),
     ), textured=True)
 
 

@@ -7,22 +7,24 @@ runs the same cascade only on crops of the full-resolution frame:
 
 * **tracks**: each live track's face is first looked for where its velocity predicts it: O-Net
   alone (the cascade's last stage, which scores a candidate box and regresses it onto the face) on
-  that box, twice when the first pass moved the box's centre by more than a tenth of its side (~1 ms a
-  face instead of a cascade). A track O-Net does not confirm gets a **track zone**: its last box
-  joined with the predicted one, grown by :data:`TRACK_MARGIN` of the face side on every edge,
-  searched by the cascade with the P-Net pyramid limited to faces of :data:`TRACK_SCALES` x the
-  track's face side (a few small P-Net levels);
+  that box, once more from the corrected box when the first pass moved the box's centre by more
+  than a tenth of its side, and on the track's last box when the prediction found nothing (a face
+  that stopped). That is ~1 ms a face instead of a cascade. The zone of a confirmed track (its
+  last box joined with the new one, grown by :data:`TRACK_MARGIN` of the face side on every edge)
+  is left out of the motion below: the tracked face moving is not news. A track O-Net does not
+  confirm is left to the motion zones (a face that changed course or walked out from behind
+  something moves) and to the next full scan;
 * **motion zones**: where the frame changed since the last analysed frame. Changes are measured on
   a grey thumbnail (longer side :data:`THUMB_SIDE`, ~12 px cells at 1080p; a cell changed when it
-  differs by more than :data:`CELL_DELTA` grey levels); cells inside track zones are left out (the
-  tracked face moving is not news), the rest is grouped into connected zones, each grown by the
+  differs by more than :data:`CELL_DELTA` grey levels); cells inside confirmed tracks' zones are
+  left out, the rest is grouped into connected zones, each grown by the
   smallest face searched for and half its shorter side. They get the camera's full pyramid (the same
   P-Net scales, relative to full-resolution pixels, as a full scan), so a face walking in, appearing
   from behind something or turning towards the camera is found in the frame it appears.
 
 When motion covers more than :data:`MAX_MOTION_SHARE` of the frame (a camera moved, lights changed)
-the frame gets a full scan. A face that appears without any motion (it cannot, in practice; or one
-standing inside another face's zone) is found by the next full scan. Detections of overlapping zones
+the frame gets a full scan. A face that appears without any motion (or right beside a tracked face) is found by
+the next full scan. Detections of overlapping zones
 are merged (NMS). The ``mtcnn`` pipeline (``detector.pipeline``) keeps today's full scan of every
 sampled frame.
 """
@@ -40,7 +42,7 @@ from sfapi.engines.mtcnn import MtcnnDetector, MtcnnSettings, _HalvingPyramid, _
 from sfapi.engines.runtime import Session
 
 __all__ = ["RangeMtcnn", "RegionDetector", "RegionStats", "THUMB_SIDE", "CELL_DELTA", "TRACK_MARGIN",
-           "TRACK_SCALES", "MAX_MOTION_SHARE", "zones_from_motion"]
+           "MAX_MOTION_SHARE", "zones_from_motion"]
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +52,7 @@ THUMB_SIDE = 160
 #: grey levels (0..255) by which a thumbnail cell must change to count as motion
 CELL_DELTA = 12
 #: a track zone reaches this many face sides past the face box on every edge
-TRACK_MARGIN = 0.6
-#: faces searched for in a track zone: this range x the track's face side
-TRACK_SCALES = (0.6, 1.7)
+TRACK_MARGIN = 0.8
 #: past this share of the frame in motion zones, the frame gets a full scan instead
 MAX_MOTION_SHARE = 0.5
 
@@ -112,7 +112,7 @@ def zones_from_motion(changed: np.ndarray, cell: tuple[float, float], grow_px: f
     """Zones ``(x1, y1, x2, y2)`` in frame pixels around the connected groups of ``changed`` cells
     (a bool thumbnail mask; ``cell`` = frame pixels per cell (x, y)), each grown by ``grow_px`` and
     half its shorter side, clipped to ``size`` (w, h); overlapping zones are joined. A group
-    narrower than a third of ``grow_px`` (the smallest face) in either direction is left out: a face
+    narrower than half of ``grow_px`` (the smallest face) in either direction is left out: a face
     that small or that thin is not there yet (a face walking in is found a frame later), and the
     slivers a moving edge leaves around a tracked face cost nothing."""
     w, h = size
@@ -123,7 +123,7 @@ def zones_from_motion(changed: np.ndarray, cell: tuple[float, float], grow_px: f
     boxes = []
     for x, y, bw, bh, _area in stats[1:n]:
         # the dilation added a cell on each side
-        if min((bw - 2) * cell[0], (bh - 2) * cell[1]) < grow_px / 3:
+        if min((bw - 2) * cell[0], (bh - 2) * cell[1]) < grow_px / 2:
             continue
         x1, y1, x2, y2 = x * cell[0], y * cell[1], (x + bw) * cell[0], (y + bh) * cell[1]
         g = grow_px + 0.5 * min(x2 - x1, y2 - y1)
@@ -175,21 +175,14 @@ class RegionDetector:
         cell = (w / thumb.shape[1], h / thumb.shape[0])
         zones: list[tuple[tuple[int, int, int, int], MtcnnDetector]] = []
         covered = np.zeros(thumb.shape, bool)
-        parts, missed = self._refine_tracks(image, tracks)
-        missed_ids = {id(last) for last, _ in missed}
-        for last, pred in tracks:
+        parts, confirmed = self._refine_tracks(image, tracks)
+        for (last, _), face in zip(confirmed, parts):
+            now = face.boxes[0].astype(np.float64)
             side = float(np.sqrt(max(last[2] - last[0], 1.0) * max(last[3] - last[1], 1.0)))
             m = TRACK_MARGIN * side
-            x1, y1 = max(min(last[0], pred[0]) - m, 0), max(min(last[1], pred[1]) - m, 0)
-            x2, y2 = min(max(last[2], pred[2]) + m, w), min(max(last[3], pred[3]) + m, h)
-            if x2 - x1 < _PNET_CELL or y2 - y1 < _PNET_CELL:
-                continue
+            x1, y1 = max(min(last[0], now[0]) - m, 0), max(min(last[1], now[1]) - m, 0)
+            x2, y2 = min(max(last[2], now[2]) + m, w), min(max(last[3], now[3]) + m, h)
             covered[int(y1 / cell[1]):int(np.ceil(y2 / cell[1])), int(x1 / cell[0]):int(np.ceil(x2 / cell[0]))] = True
-            if id(last) in missed_ids:
-                zone = (int(x1), int(y1), int(np.ceil(x2)), int(np.ceil(y2)))
-                view = self.views.zone_view(max(float(_PNET_CELL), TRACK_SCALES[0] * side), TRACK_SCALES[1] * side)
-                zones.append((zone, view))
-        covered = cv2.dilate(covered.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
         changed = (np.abs(thumb.astype(np.int16) - ref.astype(np.int16)) > CELL_DELTA) & ~covered
         moving = zones_from_motion(changed, cell, float(self.min_face_px), (w, h))
         if sum((z[2] - z[0]) * (z[3] - z[1]) for z in moving) > MAX_MOTION_SHARE * w * h:
@@ -197,7 +190,7 @@ class RegionDetector:
         motion_view = self.views.zone_view(float(self.min_face_px), None)
         zones += [(z, motion_view) for z in moving]
         self.stats.region_frames += 1
-        log.debug("t=%.2f tracks %d (O-Net missed %d), motion zones %s", t, len(tracks), len(missed), moving)
+        log.debug("t=%.2f tracks %d (O-Net confirmed %d), motion zones %s", t, len(tracks), len(confirmed), moving)
         for (x1, y1, x2, y2), view in zones:
             self.stats.zones += 1
             self.stats.zone_pixels += (x2 - x1) * (y2 - y1)
@@ -209,32 +202,36 @@ class RegionDetector:
 
     def _refine_tracks(self, image: np.ndarray, tracks: list[tuple[np.ndarray, np.ndarray]]
                        ) -> tuple[list[Faces], list[tuple[np.ndarray, np.ndarray]]]:
-        """O-Net on each track's predicted box: (faces confirmed, tracks not confirmed)."""
+        """O-Net on each track's predicted box, then on the last box of those it did not confirm:
+        (the face of each confirmed track, those tracks), in the same order."""
         if not tracks:
             return [], []
         refiner = self.views.refiner()
-        preds = np.stack([np.asarray(p, np.float64) for _, p in tracks])
-        found = refiner.refine(image, preds)
-        confirmed: list[Faces] = []
-        missed = []
-        used = np.zeros(len(found), bool)
-        for k, (last, pred) in enumerate(tracks):
-            j = _best_overlap(pred, found.boxes, used)
-            if j is None:
-                missed.append((last, pred))
-                continue
-            used[j] = True
-            face = found[np.array([j])]
-            side = float(np.sqrt(max(pred[2] - pred[0], 1.0) * max(pred[3] - pred[1], 1.0)))
-            b = face.boxes[0].astype(np.float64)
-            moved = max(abs(b[0] + b[2] - pred[0] - pred[2]), abs(b[1] + b[3] - pred[1] - pred[3])) / 2
-            if moved > 0.1 * side:  # the prediction was off: once more from the corrected box
-                again = refiner.refine(image, face.boxes)
-                if len(again):
-                    face = again[np.array([0])]
-            confirmed.append(face)
-            self.stats.tracks_refined += 1
-        return confirmed, missed
+        faces: dict[int, Faces] = {}
+        for use_last in (False, True):
+            todo = [k for k in range(len(tracks)) if k not in faces]
+            if not todo:
+                break
+            cands = np.stack([np.asarray(tracks[k][0 if use_last else 1], np.float64) for k in todo])
+            found = refiner.refine(image, cands)
+            used = np.zeros(len(found), bool)
+            for k, cand in zip(todo, cands):
+                j = _best_overlap(cand, found.boxes, used)
+                if j is None:
+                    continue
+                used[j] = True
+                face = found[np.array([j])]
+                side = float(np.sqrt(max(cand[2] - cand[0], 1.0) * max(cand[3] - cand[1], 1.0)))
+                b = face.boxes[0].astype(np.float64)
+                moved = max(abs(b[0] + b[2] - cand[0] - cand[2]), abs(b[1] + b[3] - cand[1] - cand[3])) / 2
+                if moved > 0.1 * side:  # the candidate was off: once more from the corrected box
+                    again = refiner.refine(image, face.boxes)
+                    if len(again):
+                        face = again[np.array([0])]
+                faces[k] = face
+        order = sorted(faces)
+        self.stats.tracks_refined += len(order)
+        return [faces[k] for k in order], [tracks[k] for k in order]
 
     def _full_scan(self, image: np.ndarray, t: float) -> Faces:
         self._last_full = t
