@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 #: quality and sfapi's ``quality`` agree
 _SHARP_CHIP = (150, 0.25)
 #: a track's head pose is measured at most this often (stream seconds)
-POSE_EVERY_S = 0.8
+POSE_EVERY_S = 1.0
 
 
 @dataclass(frozen=True, eq=False)

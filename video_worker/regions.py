@@ -22,6 +22,9 @@ runs the same cascade only on crops of the full-resolution frame:
   P-Net scales, relative to full-resolution pixels, as a full scan), so a face walking in, appearing
   from behind something or turning towards the camera is found in the frame it appears.
 
+A full scan that falls due when nothing in the frame changed since the last one (no face-sized
+change against that scan's thumbnail) is put off: it would see what the last one saw.
+
 When motion covers more than :data:`MAX_MOTION_SHARE` of the frame (a camera moved, lights changed)
 the frame gets a full scan. A face that appears without any motion (or right beside a tracked face) is found by
 the next full scan. Detections of overlapping zones
@@ -90,6 +93,7 @@ class RegionStats:
     """Counters of one camera's region pipeline."""
 
     full_scans: int = 0
+    full_scans_put_off: int = 0  # due, but nothing changed since the last one
     region_frames: int = 0
     tracks_refined: int = 0  # track faces confirmed by O-Net alone
     zones: int = 0
@@ -156,11 +160,13 @@ class RegionDetector:
         self.interval = full_scan_interval_s
         self.stats = RegionStats()
         self._ref: np.ndarray | None = None
+        self._full_ref: np.ndarray | None = None  # the thumbnail of the last full scan
         self._last_full: float | None = None
 
     def reset(self) -> None:
         """A new connection: the next frame gets a full scan."""
         self._ref = None
+        self._full_ref = None
         self._last_full = None
 
     def detect(self, image: np.ndarray, t: float, tracks: list[tuple[np.ndarray, np.ndarray]]) -> Faces:
@@ -169,10 +175,15 @@ class RegionDetector:
         h, w = image.shape[:2]
         thumb = _thumb(image)
         ref, self._ref = self._ref, thumb
-        if (ref is None or ref.shape != thumb.shape or self._last_full is None
-                or t - self._last_full >= self.interval - 1e-6):
-            return self._full_scan(image, t)
         cell = (w / thumb.shape[1], h / thumb.shape[0])
+        if ref is None or ref.shape != thumb.shape or self._last_full is None or self._full_ref is None:
+            return self._full_scan(image, t, thumb)
+        if t - self._last_full >= self.interval - 1e-6:
+            since = np.abs(thumb.astype(np.int16) - self._full_ref.astype(np.int16)) > CELL_DELTA
+            if zones_from_motion(since, cell, float(self.min_face_px), (w, h)):
+                return self._full_scan(image, t, thumb)
+            self._last_full = t
+            self.stats.full_scans_put_off += 1
         zones: list[tuple[tuple[int, int, int, int], MtcnnDetector]] = []
         covered = np.zeros(thumb.shape, bool)
         parts, confirmed = self._refine_tracks(image, tracks)
@@ -186,7 +197,7 @@ class RegionDetector:
         changed = (np.abs(thumb.astype(np.int16) - ref.astype(np.int16)) > CELL_DELTA) & ~covered
         moving = zones_from_motion(changed, cell, float(self.min_face_px), (w, h))
         if sum((z[2] - z[0]) * (z[3] - z[1]) for z in moving) > MAX_MOTION_SHARE * w * h:
-            return self._full_scan(image, t)
+            return self._full_scan(image, t, thumb)
         motion_view = self.views.zone_view(float(self.min_face_px), None)
         zones += [(z, motion_view) for z in moving]
         self.stats.region_frames += 1
@@ -233,8 +244,9 @@ class RegionDetector:
         self.stats.tracks_refined += len(order)
         return [faces[k] for k in order], [tracks[k] for k in order]
 
-    def _full_scan(self, image: np.ndarray, t: float) -> Faces:
+    def _full_scan(self, image: np.ndarray, t: float, thumb: np.ndarray) -> Faces:
         self._last_full = t
+        self._full_ref = thumb
         self.stats.full_scans += 1
         return self.full.detect(image)
 

@@ -96,3 +96,17 @@ def test_regions_keep_the_recall_of_full_scans(detector: SharedDetector, mtcnn_d
     assert new_hits >= old_hits
     stats = new.regions.stats
     assert stats.full_scans <= 5 and stats.region_frames >= 55 and stats.tracks_refined > 80
+
+
+def test_full_scan_is_put_off_while_nothing_changes(detector: SharedDetector,
+                                                   busy: tuple[clips.Scene, dict[str, Any]]) -> None:
+    scene, patches = busy
+    w, h = scene.size
+    empty = clips.Scene(scene.size, 25, 10, scene.patch, (), textured=True)
+    reg = RegionDetector(detector.detector_for(60, h, w), detector, 60, 1.0)
+    frame = clips.render(empty, patches, 0)
+    for t in (0.0, 0.6, 1.2, 1.8):  # a scan at 0; due at 1.2 but the frame is the same
+        assert len(reg.detect(frame, t, [])) == 0
+    assert reg.stats.full_scans == 1 and reg.stats.full_scans_put_off == 1 and reg.stats.zones == 0
+    reg.detect(clips.render(empty, patches, 0) // 2, 2.4, [])  # the lights dim: a real scan
+    assert reg.stats.full_scans == 2
