@@ -22,7 +22,7 @@ import numpy as np
 
 from sfapi.engines.align import extract_chips
 from sfapi.engines.faces import Faces
-from sfapi.engines.quality import pose_angles, quality_parts, sharpness
+from sfapi.engines.quality import quality_parts, sharpness
 from video_worker.config import CameraSettings
 from video_worker.detector import SharedDetector
 from video_worker.posts import Post, PostBuilder
@@ -161,23 +161,19 @@ class CameraAnalyzer:
         if not wanted:
             return []
         sub = faces[np.asarray(wanted, np.intp)]
-        if self.detector.pose is not None:
-            pose = np.zeros((len(wanted), 3), np.float32)
-            stale = []
-            for k, i in enumerate(wanted):
-                last = self._poses.get(int(ids[i]))
-                if last is not None and item.t - last[0] < POSE_EVERY_S - 1e-6:
-                    pose[k] = last[1]
-                else:
-                    stale.append(k)
-            if stale:
-                pose[stale] = self.detector.pose.estimate(item.rgb, sub.boxes[stale])
-                self.pose_runs += len(stale)
-                for k in stale:
-                    self._poses[int(ids[wanted[k]])] = (item.t, pose[k].copy())
-        else:
-            yaw, roll = pose_angles(sub.landmarks)
-            pose = np.stack([yaw, np.zeros_like(yaw), roll], axis=1)
+        pose = np.zeros((len(wanted), 3), np.float32)
+        stale = []
+        for k, i in enumerate(wanted):
+            last = self._poses.get(int(ids[i]))
+            if last is not None and item.t - last[0] < POSE_EVERY_S - 1e-6:
+                pose[k] = last[1]
+            else:
+                stale.append(k)
+        if stale:
+            pose[stale] = self.detector.pose.estimate(item.rgb, sub.boxes[stale])
+            self.pose_runs += len(stale)
+            for k in stale:
+                self._poses[int(ids[wanted[k]])] = (item.t, pose[k].copy())
         parts = quality_parts(sub.scores, sub.boxes, sub.landmarks, sharp[wanted], pose=pose)
         out = []
         for k, i in enumerate(wanted):

@@ -70,13 +70,10 @@ class SharedDetector(ViewSource):
             runtime = create_runtime(models.runtime, cfg.intra_op_threads)
             pnet, rnet, onet = (runtime.load(network_path(models_dir, f"detector_{n}"), f"detector_{n}")
                                 for n in ("pnet", "rnet", "onet"))
-            try:
-                pose: PoseEstimator | None = PoseEstimator(runtime.load(network_path(models_dir, "pose"), "pose"))
-            except ModelPackError as exc:  # a pack built before the pose network: landmark yaw instead
-                log.warning("no pose network (%s): quality uses the landmark yaw; run: sfapi models fetch", exc)
-                pose = None
-        except (SfapiError, OSError) as exc:
-            raise EngineError(f"cannot load the detector from {models_dir}: {exc}") from exc
+            pose = PoseEstimator(runtime.load(network_path(models_dir, "pose"), "pose"))
+        except (SfapiError, ModelPackError, OSError) as exc:
+            raise EngineError(f"cannot load the detector from {models_dir}: {exc} "
+                              "(a pack built before the pose network: run sfapi models fetch)") from exc
         self.pose = pose
         wait = cfg.max_wait_ms / 1000.0
         self._pnet = pnet

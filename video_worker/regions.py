@@ -17,25 +17,23 @@ runs the same cascade only on crops of the full-resolution frame:
 * **motion zones**: where the frame changed since the last analysed frame. Changes are measured on
   a grey thumbnail (longer side :data:`THUMB_SIDE`, ~12 px cells at 1080p; a cell changed when it
   differs by more than :data:`CELL_DELTA` grey levels); cells inside confirmed tracks' zones are
-  left out, the rest is grouped into connected zones, each grown by the
-  smallest face searched for and half its shorter side. They get the camera's full pyramid (the same
-  P-Net scales, relative to full-resolution pixels, as a full scan), so a face walking in, appearing
-  from behind something or turning towards the camera is found in the frame it appears.
+  left out, the rest is grouped into connected zones, each grown by the smallest face searched for
+  and half its shorter side. They get the camera's full pyramid (the same P-Net scales, relative to
+  full-resolution pixels, as a full scan), so a face walking in, appearing from behind something or
+  turning towards the camera is found in the frame it appears.
 
 A full scan that falls due when nothing in the frame changed since the last one (no face-sized
 change against that scan's thumbnail) is put off: it would see what the last one saw.
 
 When motion covers more than :data:`MAX_MOTION_SHARE` of the frame (a camera moved, lights changed)
-the frame gets a full scan. A face that appears without any motion (or right beside a tracked face) is found by
-the next full scan. Detections of overlapping zones
-are merged (NMS). The ``mtcnn`` pipeline (``detector.pipeline``) keeps today's full scan of every
-sampled frame.
+the frame gets a full scan. A face that appears without any motion (or right beside a tracked face)
+is found by the next full scan. Detections of overlapping zones are merged (NMS). The ``mtcnn``
+pipeline (``detector.pipeline``) keeps today's full scan of every sampled frame.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import logging
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
