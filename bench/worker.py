@@ -148,6 +148,7 @@ def main() -> int:
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--threads", type=int, default=2, help="detector threads")
     parser.add_argument("--repeat", type=int, default=2, help="runs per worker row (the cheapest is shown)")
+    parser.add_argument("--no-batching", action="store_true", help="detector.batching: false")
     args = parser.parse_args()
     import logging
 
@@ -156,7 +157,8 @@ def main() -> int:
     from video_worker.detector import SharedDetector
 
     pipelines = [p for p in args.pipelines.split(",") if p]
-    detectors = {p: SharedDetector(ModelsSection(), DetectorSection(threads=args.threads, pipeline=p))
+    detectors = {p: SharedDetector(ModelsSection(), DetectorSection(threads=args.threads, pipeline=p,
+                                                                    batching=not args.no_batching))
                  for p in pipelines}
     rows = []
     try:
