@@ -139,7 +139,7 @@ class DetectorSection(StrictModel):
     #: around live tracks and where the frame changed (video_worker.regions); mtcnn: the whole frame
     #: every sampled frame
     pipeline: Literal["regions", "mtcnn"] = "regions"
-    full_scan_interval_s: float = Field(5.0, gt=0, le=3600)
+    full_scan_interval_s: float = Field(8.0, gt=0, le=3600)
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.95)
     #: size and padding of the normalized face (face0): sfapi's ``normalized`` settings
     normalized_size: int = Field(200, ge=64, le=1024)
