@@ -1,22 +1,26 @@
-"""Video worker cost: decode-only vs the full worker, CPU seconds per second of video.
+"""Video worker cost and recall: decode-only vs the worker's two detection pipelines, in one run.
 
-Run: ``.venv/bin/python bench/worker.py [--seconds S] [--sizes 1080p,720p] [--sparse 1080p]``. For
-each size an H.264 25 fps clip of moving faces (made from the sample photos, cached under
-var/bench/) is:
+Run: ``.venv/bin/python bench/worker.py [--seconds S] [--sizes 1080p,720p] [--scenes busy,sparse]``.
+For each size and scene an H.264 25 fps clip is built from the sample photos (``make data``; cached under var/bench/):
 
-* ``decode``: demuxed and decoded with PyAV as the worker does (no pixel conversion);
-* ``worker@5`` / ``worker@25``: run through the real worker (shared detector, tracker, quality,
-  best-face selection, JPEG posts to an in-process facerouter stand-in) at detect_fps 5 and 25,
-  ``play_speed: -1`` (as fast as possible).
+* ``busy`` (:func:`video_worker.clips.busy_scene`): five people at three face sizes walking in and
+  out on a textured background, a pole passing in front of two of them, an empty stretch at the end;
+* ``sparse`` (:func:`video_worker.clips.quiet_scene`): people there a quarter of the time.
 
-The ``sparse`` streams (``--sparse`` sizes) show people a quarter of the time
-(:func:`video_worker.clips.sparse_scene`): besides ``decode`` and ``worker@N`` they run with the
-motion gate on, ``worker@N+gate`` (``imotion_threshold`` ``--gate``, ``motion_gate_max_skip_s``
-``--max-skip``); ``skipped`` is the job's ``frames_skipped_motion``.
+Each clip is decoded alone (``decode``: PyAV as the worker does, no pixel conversion) and run through
+the real worker (shared detector, tracker, pose and quality, best-face selection, JPEG posts to an
+in-process facerouter stand-in, ``play_speed: -1``) with ``detector.pipeline: mtcnn`` (every sampled
+frame scanned whole, the old worker) and ``regions`` (the default, :mod:`video_worker.regions`).
 
-CPU is the whole process's (all threads: decoder, detector pool, batchers, event loop). Reports CPU
-seconds per second of video, the ratio to decode-only, and how many real-time streams that many
-cores sustain (``--cores``, default 2) at that cost.
+Columns: CPU seconds per second of video (the whole process: decoder, detector pool, batchers,
+event loop), that ratio to decode-only, how many real-time streams ``--cores`` sustain at that
+cost; ``faces`` = ground-truth faces found in the analysed frames / ground-truth faces there
+(a face counts when at least ``filter_min_size`` wide, 90% inside the frame and at most 30% behind
+the pole; found when a detected box's centre lies in its face box); ``tracks`` = ground-truth
+appearances posted at least once / appearances seen in an analysed frame; ``posts``: all posts
+(more than the tracks when a track broke in two). Compare ratios within one run: the machine may be
+shared, absolute seconds move with its load: each row is the cheapest of ``--repeat`` runs
+(decode-only: of three), run interleaved, so a burst of load elsewhere inflates no single row.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -34,27 +39,32 @@ from bench.common import DATA, REPO, table  # noqa: E402
 
 SIZES = {"1080p": (1920, 1080), "720p": (1280, 720)}
 FPS = 25
+MIN_SIZE = 60
 
 
-def make_clip(name: str, seconds: float, sparse: bool = False) -> Path:
-    """The cached clip of ``name`` size: people walking across, as in the tests (4 s played
-    ``seconds`` / 4 times), or (``sparse``) people there a quarter of the time."""
+def scene_of(kind: str, name: str, seconds: float) -> Any:
+    from video_worker import clips
+
+    make = clips.busy_scene if kind == "busy" else clips.quiet_scene
+    return make(SIZES[name], FPS, seconds)
+
+
+def make_clip(kind: str, name: str, seconds: float) -> Path:
+    """The cached clip of scene ``kind`` at size ``name``."""
     from sfapi.config import default_models_dir
     from sfapi.engines.mtcnn import MtcnnDetector
     from sfapi.engines.runtime import create_runtime
     from video_worker import clips
 
-    out = REPO / "var" / "bench" / f"{'sparse' if sparse else 'people'}-{name}-{seconds:g}s.mp4"
+    out = REPO / "var" / "bench" / f"{kind}-{name}-{seconds:g}s-v3.mp4"
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    if sparse:
-        scene, loops = clips.sparse_scene(SIZES[name], FPS, seconds), 1
-    else:
-        scene, loops = clips.people_scene(SIZES[name], FPS, 4.0), max(1, round(seconds / 4.0))
+    scene = scene_of(kind, name, seconds)
+    side = max(a.patch or scene.patch for a in scene.appearances)
     det = MtcnnDetector.from_pack(create_runtime("onnxruntime", 1), default_models_dir())
-    patches = clips.face_patches(det, {k: DATA / v for k, v in clips.PHOTOS.items()}, scene.patch)
-    return clips.encode(scene, patches, out, loops=loops, gop=2 * FPS)
+    patches = clips.face_patches(det, {k: DATA / v for k, v in clips.BENCH_PHOTOS.items()}, side)
+    return clips.encode(scene, patches, out, gop=2 * FPS)
 
 
 def decode_only(clip: Path) -> tuple[float, float, int]:
@@ -71,41 +81,73 @@ def decode_only(clip: Path) -> tuple[float, float, int]:
     return time.process_time() - cpu0, time.perf_counter() - wall0, frames
 
 
-async def full_worker(clip: Path, detect_fps: float, detector: object, state: Path,
-                      gate: dict[str, float] | None = None) -> tuple[float, float, int, int, int]:
-    """(CPU s, wall s, frames, posts, frames skipped by the motion gate) of one single-pass job on
-    ``clip``; ``gate``: the motion gate's settings (none: off)."""
+async def full_worker(clip: Path, detect_fps: float, detector: object,
+                      state: Path) -> tuple[float, float, int, list[dict[str, Any]], dict[int, list[Any]]]:
+    """(CPU s, wall s, frames decoded, posts, detected boxes by analysed frame number) of one
+    single-pass job on ``clip``."""
     from tests.video_worker.conftest import RouterStandIn, free_port, worker_config
+    from video_worker.analysis import CameraAnalyzer
     from video_worker.app import Worker
+
+    found: dict[int, list[Any]] = {}
+    process = CameraAnalyzer.process
+
+    def recording(self: CameraAnalyzer, item: Any) -> Any:
+        result = process(self, item)
+        found[item.frame_no] = result.faces.boxes.tolist()
+        return result
 
     router = RouterStandIn(free_port())
     await router.start()
     cfg = worker_config(state, router.url, [{"id": "bench", "stream_url": str(clip), "single_pass": True,
-                                             "settings": {"detect_fps": detect_fps, "filter_min_size": 60,
-                                                          **(gate or {})}}])
+                                             "settings": {"detect_fps": detect_fps, "filter_min_size": MIN_SIZE}}])
     worker = Worker(cfg, detector=detector)  # type: ignore[arg-type]
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    await worker.start(serve=False)
-    job = worker.manager.get("bench")
-    await job.finished.wait()
-    await job.outbox.drained()
-    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    frames, skipped = job.stats.frames_decoded, job.stats.frames_skipped_motion
-    await worker.shutdown()
-    await router.stop()
-    return cpu, wall, frames, len(router.posts), skipped
+    CameraAnalyzer.process = recording  # type: ignore[method-assign]
+    try:
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        await worker.start(serve=False)
+        job = worker.manager.get("bench")
+        await job.finished.wait()
+        await job.outbox.drained()
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        frames = job.stats.frames_decoded
+        await worker.shutdown()
+    finally:
+        CameraAnalyzer.process = process  # type: ignore[method-assign]
+        await router.stop()
+    return cpu, wall, frames, router.posts, found
+
+
+def recall(scene: Any, found: dict[int, list[Any]], posts: list[dict[str, Any]]) -> tuple[str, str, int]:
+    """(faces found / truth, appearances posted / appearances seen, posts)."""
+    from video_worker import clips
+
+    hits = total = 0
+    seen: set[int] = set()
+    for frame_no, boxes in found.items():
+        truth = clips.visible_faces(scene, frame_no % scene.frames, MIN_SIZE)
+        total += len(truth)
+        hits += len(clips.match_faces(truth, boxes))
+        seen.update(k for k, _ in truth)
+    posted: set[int] = set()
+    for post in posts:
+        p = post["detectorParams"]
+        f = p["frame_no"] % scene.frames
+        truth = [(k, clips.face_box(scene, app, f)) for k, app in enumerate(scene.appearances)]
+        posted |= clips.match_faces([(k, b) for k, b in truth if b is not None], [p["frame_bbox"]])
+    return f"{hits}/{total}", f"{len(posted & seen)}/{len(seen)}", len(posts)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="clip length")
     parser.add_argument("--sizes", default="1080p,720p")
-    parser.add_argument("--detect-fps", default="5,25")
-    parser.add_argument("--sparse", default="1080p", help="sizes of the sparse stream ('' for none)")
-    parser.add_argument("--gate", type=float, default=0.005, help="imotion_threshold of the +gate rows")
-    parser.add_argument("--max-skip", type=float, default=2.0, help="motion_gate_max_skip_s of the +gate rows")
+    parser.add_argument("--scenes", default="busy,sparse")
+    parser.add_argument("--pipelines", default="mtcnn,regions")
+    parser.add_argument("--detect-fps", type=float, default=5.0)
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--threads", type=int, default=2, help="detector threads")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per worker row (the cheapest is shown)")
     parser.add_argument("--no-batching", action="store_true", help="detector.batching: false")
     args = parser.parse_args()
     import logging
@@ -114,36 +156,42 @@ def main() -> int:
     from video_worker.config import DetectorSection, ModelsSection
     from video_worker.detector import SharedDetector
 
-    detector = SharedDetector(ModelsSection(), DetectorSection(threads=args.threads,
-                                                              batching=not args.no_batching))
-    gate = {"imotion_threshold": args.gate, "motion_gate_max_skip_s": args.max_skip}
-    streams = [(name, False) for name in args.sizes.split(",") if name]
-    streams += [(name, True) for name in args.sparse.split(",") if name]
+    pipelines = [p for p in args.pipelines.split(",") if p]
+    detectors = {p: SharedDetector(ModelsSection(), DetectorSection(threads=args.threads, pipeline=p,
+                                                                    batching=not args.no_batching))
+                 for p in pipelines}
     rows = []
     try:
-        for name, sparse in streams:
-            clip = make_clip(name, args.seconds, sparse)
-            label = f"{name} sparse" if sparse else name
-            decode_only(clip)  # warm the page cache
-            cpu, wall, frames = decode_only(clip)
-            video_s = frames / FPS
-            base = cpu / video_s
-            rows.append([label, "decode", frames, wall, cpu, base, 1.0, frames / wall, args.cores / base, "-", "-"])
-            for fps in (float(f) for f in args.detect_fps.split(",")):
-                for gated in ((False, True) if sparse else (False,)):
-                    with tempfile.TemporaryDirectory() as tmp:
-                        cpu, wall, frames, posts, skipped = asyncio.run(
-                            full_worker(clip, fps, detector, Path(tmp), gate if gated else None))
+        for kind in (k for k in args.scenes.split(",") if k):
+            for name in (n for n in args.sizes.split(",") if n):
+                clip = make_clip(kind, name, args.seconds)
+                scene = scene_of(kind, name, args.seconds)
+                label = f"{name} {kind}"
+                decode_only(clip)  # warm the page cache
+                decodes = [decode_only(clip)]
+                runs: dict[str, list[Any]] = {p: [] for p in pipelines}
+                for _ in range(max(args.repeat, 1)):
+                    for pipe in pipelines:
+                        with tempfile.TemporaryDirectory() as tmp:
+                            runs[pipe].append(asyncio.run(
+                                full_worker(clip, args.detect_fps, detectors[pipe], Path(tmp))))
+                    decodes.append(decode_only(clip))
+                while len(decodes) < 3:
+                    decodes.append(decode_only(clip))
+                cpu, wall, frames = min(decodes)
+                base = cpu / (frames / FPS)
+                rows.append([label, "decode", frames, round(cpu, 2), base, 1.0, args.cores / base, "-", "-", "-"])
+                for pipe in pipelines:
+                    cpu, wall, frames, posts, found = min(runs[pipe], key=lambda r: r[0])
                     per_s = cpu / (frames / FPS)
-                    rows.append([label, f"worker@{fps:g}{'+gate' if gated else ''}", frames, wall, cpu, per_s,
-                                 per_s / base, frames / wall, args.cores / per_s, posts,
-                                 skipped if gated else "-"])
+                    faces, tracks, n_posts = recall(scene, found, posts)
+                    rows.append([label, f"{pipe}@{args.detect_fps:g}", frames, round(cpu, 2), per_s, per_s / base,
+                                 args.cores / per_s, faces, tracks, n_posts])
     finally:
-        detector.close()
-    print(table(["stream", "mode", "frames", "wall s", "CPU s", "CPU s / video s", "x decode",
-                 "fps", f"streams on {args.cores} cores", "posts", "skipped"], rows))
-    if any(sparse for _, sparse in streams):
-        print(f"+gate: imotion_threshold {args.gate:g}, motion_gate_max_skip_s {args.max_skip:g}")
+        for det in detectors.values():
+            det.close()
+    print(table(["stream", "mode", "frames", "CPU s", "CPU s / video s", "x decode",
+                 f"streams on {args.cores} cores", "faces", "tracks", "posts"], rows))
     return 0
 
 

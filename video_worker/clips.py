@@ -29,6 +29,8 @@ class Appearance:
     end: int
     xy0: tuple[int, int]
     xy1: tuple[int, int]
+    #: side of this appearance's patch (None: the scene's ``patch``)
+    patch: int | None = None
 
     def where(self, frame: int) -> tuple[int, int] | None:
         if not self.start <= frame < self.end:
@@ -39,14 +41,35 @@ class Appearance:
 
 
 @dataclass(frozen=True)
+class Occluder:
+    """A grey pole ``width`` pixels wide, the frame's full height, in front of everyone from frame
+    ``start`` to ``end`` (exclusive), its left edge moving from ``x0`` to ``x1``."""
+
+    start: int
+    end: int
+    x0: int
+    x1: int
+    width: int
+
+    def where(self, frame: int) -> int | None:
+        if not self.start <= frame < self.end:
+            return None
+        a = (frame - self.start) / max(self.end - self.start - 1, 1)
+        return round(self.x0 + a * (self.x1 - self.x0))
+
+
+@dataclass(frozen=True)
 class Scene:
-    """A clip: ``size`` (w, h), ``fps``, ``frames``, who appears when and where."""
+    """A clip: ``size`` (w, h), ``fps``, ``frames``, who appears when and where; ``occluders``
+    pass in front; ``textured``: a still, textured background instead of a plain one."""
 
     size: tuple[int, int]
     fps: int
     frames: int
     patch: int
     appearances: tuple[Appearance, ...]
+    occluders: tuple[Occluder, ...] = ()
+    textured: bool = False
 
 
 def face_patches(detector: MtcnnDetector, photos: dict[str, Path], side: int) -> dict[str, np.ndarray]:
@@ -66,21 +89,72 @@ def face_patches(detector: MtcnnDetector, photos: dict[str, Path], side: int) ->
     return out
 
 
+_BACKGROUNDS: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _background(w: int, h: int) -> np.ndarray:
+    """A still, smooth random texture (seeded): walls and floors, not a flat colour."""
+    bg = _BACKGROUNDS.get((w, h))
+    if bg is None:
+        rng = np.random.default_rng(7)
+        coarse = rng.uniform(50, 190, (9, 16, 3)).astype(np.float32)
+        coarse = 0.3 * coarse + 0.7 * coarse.mean(axis=2, keepdims=True)  # muted colours
+        bg = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
+        fine = rng.uniform(-6, 6, (h // 6 + 1, w // 6 + 1)).astype(np.float32)
+        fine = cv2.resize(fine, (w, h), interpolation=cv2.INTER_LINEAR)[..., None]
+        bg = _BACKGROUNDS[(w, h)] = np.clip(bg + fine, 0, 255).astype(np.uint8)
+    return bg
+
+
+def _patch(patches: dict[str, np.ndarray], person: str, side: int | None) -> np.ndarray:
+    patch = patches[person]
+    if side is None or side == patch.shape[0]:
+        return patch
+    key = f"{person}@{side}"
+    if key not in patches:
+        interp = cv2.INTER_AREA if side < patch.shape[0] else cv2.INTER_CUBIC
+        patches[key] = cv2.resize(patch, (side, side), interpolation=interp)
+    return patches[key]
+
+
+def turn_face(rgb: np.ndarray, box: Sequence[float], degrees: float) -> np.ndarray:
+    """``rgb`` with the head in ``box`` turned about a vertical axis: the columns around the face are
+    mapped onto a cylinder (radius 0.75 x the box width) rotated by ``degrees`` (positive: the nose
+    moves to larger x, the face turns towards the image's right); what turns out of view, and the
+    columns beside the head, show a plain grey. A three-quarter view made from a real frontal photo."""
+    h, w = rgb.shape[:2]
+    cx, radius = (box[0] + box[2]) / 2, (box[2] - box[0]) * 0.75
+    xs = np.arange(w, dtype=np.float32) - cx
+    ang = np.arcsin(np.clip(xs / radius, -1, 1)) - np.radians(degrees)
+    inside = (np.abs(xs) < radius) & (np.abs(ang) < np.pi / 2)
+    src = np.where(inside, cx + radius * np.sin(ang), -1.0)
+    mapx = np.tile(src.astype(np.float32), (h, 1))
+    mapy = np.tile(np.arange(h, dtype=np.float32)[:, None], (1, w))
+    return cv2.remap(rgb, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(90, 90, 90))
+
+
 def render(scene: Scene, patches: dict[str, np.ndarray], index: int) -> np.ndarray:
     """Frame ``index`` of ``scene`` as RGB."""
     w, h = scene.size
-    frame = np.full((h, w, 3), 96, np.uint8)
-    frame[:, :, 2] = 110
+    if scene.textured:
+        frame = _background(w, h).copy()
+    else:
+        frame = np.full((h, w, 3), 96, np.uint8)
+        frame[:, :, 2] = 110
     for app in scene.appearances:
         pos = app.where(index)
         if pos is None:
             continue
         x, y = pos
-        patch = patches[app.person]
+        patch = _patch(patches, app.person, app.patch)
         ph, pw = patch.shape[:2]
         x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + pw, w), min(y + ph, h)
         if x1 > x0 and y1 > y0:
             frame[y0:y1, x0:x1] = patch[y0 - y:y1 - y, x0 - x:x1 - x]
+    for occ in scene.occluders:
+        x = occ.where(index)
+        if x is not None and x + occ.width > 0 and x < w:
+            frame[:, max(x, 0):min(x + occ.width, w)] = (70, 72, 76)
     return frame
 
 
@@ -150,9 +224,105 @@ def sparse_scene(size: Sequence[int] = (1920, 1080), fps: int = 25, seconds: flo
     ))
 
 
-#: the photo (in the sample data) behind each person of the scenes; "kit" is a role name
+#: a face patch holds the face box (MTCNN's) at its centre, this share of the patch side
+FACE_SHARE = 1 / 1.8
+
+
+def busy_scene(size: Sequence[int] = (1920, 1080), fps: int = 25, seconds: float = 20.0) -> Scene:
+    """The cost and recall bench's busy stream, on a textured still background: five people at
+    three face sizes (about 22%, 13% and 10% of the frame height: 238, 140 and 108 px at 1080p),
+    walking in from the edges at different speeds, two of them twice; a grey pole crossing in
+    front of two of them (an occlusion shorter than the track miss interval); nobody in the last
+    8% of the clip. Faces stay over 70 px wide at 720p."""
+    w, h = size
+    n = int(fps * seconds)
+    big, mid, small = (round(h * f / FACE_SHARE) for f in (0.22, 0.13, 0.10))
+
+    def f(x: float) -> int:
+        return int(n * x)
+
+    return Scene((w, h), fps, n, mid, (
+        Appearance("obama", f(0.0), f(0.40), (-big // 2, h // 20), (w - big, h // 20), big),
+        Appearance("biden", f(0.05), f(0.45), (w - mid // 2, h - mid - h // 20), (w // 3, h - mid - h // 20), mid),
+        Appearance("kit", f(0.10), f(0.60), (w // 5, h // 2 - small // 2), (w // 2, h // 2), small),
+        Appearance("rose", f(0.50), f(0.92), (w - mid // 2, h // 12), (w // 6, h // 10), mid),
+        Appearance("alex", f(0.55), f(0.90), (-small // 2, h - small - h // 10), (w // 2, h - small - h // 8), small),
+        Appearance("obama", f(0.62), f(0.92), (w // 2, h // 2 - big // 2), (w - big, h // 2 - big // 2), big),
+    ), occluders=(Occluder(f(0.12), f(0.30), w // 3, w + 10, max(h // 10, 8)),), textured=True)
+
+
+def quiet_scene(size: Sequence[int] = (1920, 1080), fps: int = 25, seconds: float = 20.0) -> Scene:
+    """The bench's sparse stream, on the busy scene's background: people there a quarter of the
+    time. ``obama`` (big) walks in from the left over [0.15, 0.275) of the clip; ``biden`` (middle
+    size, from the right) and ``kit`` (small, from the left) over [0.6, 0.725); nobody otherwise.
+    Each walks a quarter of the frame's width in, at most ~60 px per 0.2 s at 1080p."""
+    w, h = size
+    n = int(fps * seconds)
+    big, mid, small = (round(h * f / FACE_SHARE) for f in (0.22, 0.13, 0.10))
+    a0, a1, b0, b1 = (int(n * f) for f in (0.15, 0.275, 0.6, 0.725))
+    return Scene((w, h), fps, n, mid, (
+        Appearance("obama", a0, a1, (-big // 2, h // 20), (w // 4, h // 20), big),
+        Appearance("biden", b0, b1, (w - mid // 2, h - mid - h // 20), (3 * w // 4 - mid, h - mid - h // 20), mid),
+        Appearance("kit", b0, b1, (-small // 2, h // 3), (w // 4 - small, h // 3), small),
+    ), textured=True)
+
+
+def face_box(scene: Scene, app: Appearance, frame: int) -> tuple[float, float, float, float] | None:
+    """Where the face of ``app`` is in ``frame`` (x1, y1, x2, y2), or None when it is not there."""
+    pos = app.where(frame)
+    if pos is None:
+        return None
+    side = app.patch or scene.patch
+    half = side * FACE_SHARE / 2
+    cx, cy = pos[0] + side / 2, pos[1] + side / 2
+    return cx - half, cy - half, cx + half, cy + half
+
+
+def visible_faces(scene: Scene, frame: int, min_side: float = 0.0,
+                  inside: float = 0.9, occluded: float = 0.3) -> list[tuple[int, tuple[float, float, float, float]]]:
+    """Ground truth of ``frame``: (index of the appearance, face box) of each face at least
+    ``min_side`` wide with at least ``inside`` of its box in the frame and at most ``occluded`` of
+    it behind an occluder."""
+    w, h = scene.size
+    out = []
+    for k, app in enumerate(scene.appearances):
+        box = face_box(scene, app, frame)
+        if box is None or box[2] - box[0] < min_side:
+            continue
+        x1, y1, x2, y2 = box
+        area = (x2 - x1) * (y2 - y1)
+        iw, ih = max(min(x2, w) - max(x1, 0), 0), max(min(y2, h) - max(y1, 0), 0)
+        if iw * ih < inside * area:
+            continue
+        hidden = 0.0
+        for occ in scene.occluders:
+            ox = occ.where(frame)
+            if ox is not None:
+                hidden += max(min(x2, ox + occ.width) - max(x1, ox), 0) * (y2 - y1)
+        if hidden > occluded * area:
+            continue
+        out.append((k, box))
+    return out
+
+
+def match_faces(truth: list[tuple[int, tuple[float, float, float, float]]],
+                boxes: Sequence[Sequence[float]]) -> set[int]:
+    """Appearance indices of ``truth`` with a detected box whose centre lies in their face box."""
+    found = set()
+    for k, (x1, y1, x2, y2) in truth:
+        for b in boxes:
+            cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+            if x1 <= cx <= x2 and y1 <= cy <= y2:
+                found.add(k)
+                break
+    return found
+
+
+#: the photo (in the sample data) behind each person of the scenes ("kit", "rose", "alex" are role names)
 PHOTOS = {"obama": "faces/obama/img1.jpg", "biden": "faces/biden/img1.jpg",
           "kit": "faces/nicolas_cage/img1.jpg"}
+#: the busy bench scene's people
+BENCH_PHOTOS = {**PHOTOS, "rose": "faces/justin_bieber/img1.jpg", "alex": "faces/nicolas_cage/img2.jpg"}
 
 
 def person_at(scene: Scene, frame: int, box: Sequence[float]) -> str | None:
@@ -160,6 +330,7 @@ def person_at(scene: Scene, frame: int, box: Sequence[float]) -> str | None:
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     for app in scene.appearances:
         pos = app.where(frame)
-        if pos and pos[0] <= cx < pos[0] + scene.patch and pos[1] <= cy < pos[1] + scene.patch:
+        side = app.patch or scene.patch
+        if pos and pos[0] <= cx < pos[0] + side and pos[1] <= cy < pos[1] + side:
             return app.person
     return None

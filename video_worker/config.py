@@ -43,8 +43,10 @@ class CameraSettings(StrictModel):
     #: so much smaller faces cost nothing (some a little smaller are still found, then filtered)
     filter_min_size: int = Field(60, ge=12, le=8192)
     filter_max_size: int = Field(8192, ge=12, le=16384)
-    #: lowest quality (0..1: detector score x size x pose x sharpness) of a face that is posted
-    filter_min_quality: float = Field(0.1, ge=0.0, le=1.0)
+    #: opt-in floor: lowest quality (0..1: detector score x size x pose x sharpness) of a face that is
+    #: posted. 0 (default): every track with a face of filter_min_size is posted once whatever its
+    #: pose; quality only ranks the faces of a track (detectorParams carries it and its parts)
+    filter_min_quality: float = Field(0.0, ge=0.0, le=1.0)
     #: true: one post per track (bs_type overall); false: realtime posts too, and the overall one
     overall_only: bool = True
     realtime_post_interval: float = Field(1.0, gt=0)
@@ -141,6 +143,11 @@ class DetectorSection(StrictModel):
     max_wait_ms: float = Field(1.0, ge=0, le=100)
     #: P-Net works on frames shrunk to this side at most (boxes stay in full-frame pixels)
     max_image_side: int = Field(1280, ge=64, le=8192)
+    #: regions: MTCNN over the whole frame every full_scan_interval_s (stream time), in between only
+    #: around live tracks and where the frame changed (video_worker.regions); mtcnn: the whole frame
+    #: every sampled frame
+    pipeline: Literal["regions", "mtcnn"] = "regions"
+    full_scan_interval_s: float = Field(8.0, gt=0, le=3600)
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.95)
     #: size and padding of the normalized face (face0): sfapi's ``normalized`` settings
     normalized_size: int = Field(200, ge=64, le=1024)

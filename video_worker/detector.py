@@ -7,7 +7,11 @@ size follows each frame) runs directly. Frames are analysed on a bounded thread 
 loop only awaits.
 
 Each camera gets a light :class:`MtcnnDetector` view on the shared sessions with its own settings
-(the smallest face searched for follows the camera's ``filter_min_size``).
+(the smallest face searched for follows the camera's ``filter_min_size``), and with the ``regions``
+pipeline (the default, :mod:`video_worker.regions`) views for the zones it re-detects in.
+
+The pose network of the pack (:mod:`sfapi.engines.pose`) is loaded here too: the analyzers use it
+for the pose factor of quality.
 """
 from __future__ import annotations
 
@@ -21,10 +25,12 @@ import numpy as np
 from sfapi.config import default_models_dir
 from sfapi.engines.batching import DynamicBatcher
 from sfapi.engines.mtcnn import MtcnnDetector, MtcnnSettings
+from sfapi.engines.pose import PoseEstimator
 from sfapi.engines.runtime import Session, check_runtime, create_runtime
 from sfapi.errors import ModelPackError, RuntimeUnavailable, SfapiError
 from video_worker.config import DetectorSection, ModelsSection
 from video_worker.errors import EngineError
+from video_worker.regions import RangeMtcnn, ViewSource
 
 __all__ = ["SharedDetector", "BatchedSession"]
 
@@ -60,15 +66,15 @@ def check_detector(models: ModelsSection) -> None:
     models_dir = Path(models.dir) if models.dir is not None else default_models_dir()
     try:
         check_runtime(models.runtime)
-        for name in ("pnet", "rnet", "onet"):
-            if not network_path(models_dir, f"detector_{name}").is_file():
-                raise ModelPackError(f"network detector_{name} is missing (run: sfapi models fetch --dir {models_dir})")
+        for name in ("detector_pnet", "detector_rnet", "detector_onet", "pose"):
+            if not network_path(models_dir, name).is_file():
+                raise ModelPackError(f"network {name} is missing (run: sfapi models fetch --dir {models_dir})")
     except (SfapiError, ModelPackError, RuntimeUnavailable, OSError) as exc:
         raise EngineError(f"cannot load the detector from {models_dir}: {exc}") from exc
 
 
-class SharedDetector:
-    """Owns the detector networks and the analysis thread pool."""
+class SharedDetector(ViewSource):
+    """Owns the detector networks, the pose network and the analysis thread pool."""
 
     def __init__(self, models: ModelsSection, cfg: DetectorSection) -> None:
         self.cfg = cfg
@@ -79,14 +85,18 @@ class SharedDetector:
             runtime = create_runtime(models.runtime, cfg.intra_op_threads)
             pnet, rnet, onet = (runtime.load(network_path(models_dir, f"detector_{n}"), f"detector_{n}")
                                 for n in ("pnet", "rnet", "onet"))
+            pose = PoseEstimator(runtime.load(network_path(models_dir, "pose"), "pose"))
         except (SfapiError, ModelPackError, RuntimeUnavailable, OSError) as exc:
-            raise EngineError(f"cannot load the detector from {models_dir}: {exc}") from exc
+            raise EngineError(f"cannot load the detector from {models_dir}: {exc} "
+                              "(a pack built before the pose network: run sfapi models fetch)") from exc
+        self.pose = pose
         wait = cfg.max_wait_ms / 1000.0
         self._pnet = pnet
         self._rnet: Session = BatchedSession(rnet, cfg.max_batch, wait) if cfg.batching else rnet
         self._onet: Session = BatchedSession(onet, cfg.max_batch, wait) if cfg.batching else onet
         self.executor = ThreadPoolExecutor(cfg.threads, thread_name_prefix="detect")
         self._views: dict[tuple[int, int, int], MtcnnDetector] = {}
+        self._zone_views: dict[tuple[int, int], MtcnnDetector] = {}
         self._lock = threading.Lock()
         log.info("detector loaded from %s (%s, %d threads)", models_dir, models.runtime, cfg.threads)
 
@@ -106,6 +116,24 @@ class SharedDetector:
                                          max_image_side=self.cfg.max_image_side)
                 view = self._views[key] = MtcnnDetector(self._pnet, self._rnet, self._onet, settings)
             return view
+
+    def zone_view(self, min_face_px: float, max_face_px: float | None) -> MtcnnDetector:
+        """A detector view for a crop of a frame at full resolution: the P-Net scales (relative to
+        full-resolution pixels) of a full scan for faces of ``min_face_px``, stopping at faces of
+        ``max_face_px`` (None: no limit). Sizes are rounded to keep the number of views small."""
+        lo = max(float(_PNET_CELL), float(int(min_face_px) // 4 * 4))
+        hi = None if max_face_px is None else max(lo, float(round(max_face_px / 8.0) * 8 or 8))
+        key = (int(lo), -1 if hi is None else int(hi))
+        with self._lock:
+            view = self._zone_views.get(key)
+            if view is None:
+                settings = MtcnnSettings(min_face_size=lo, thresholds=self.cfg.thresholds, max_image_side=None)
+                view = self._zone_views[key] = RangeMtcnn(self._pnet, self._rnet, self._onet, settings, hi)
+            return view
+
+    def refiner(self) -> RangeMtcnn:
+        """A view whose ``refine`` runs O-Net alone on candidate boxes (tracked faces)."""
+        return self.zone_view(float(_PNET_CELL), None)  # type: ignore[return-value]
 
     def close(self) -> None:
         """Stop the pool and the batchers (after the cameras stopped)."""

@@ -144,7 +144,9 @@ class PostBuilder:
         landmarks = (np.asarray(obs.landmarks, np.float64) - shift[:2]).round(1).tolist()
         params = {
             "score": round(obs.score, 5), "quality": round(obs.quality, 5),
-            "sharpness": round(obs.sharpness, 4), "yaw": round(obs.yaw, 2), "roll": round(obs.roll, 2),
+            "sharpness": round(obs.sharpness, 4), "yaw": round(obs.yaw, 2), "pitch": round(obs.pitch, 2),
+            "roll": round(obs.roll, 2),
+            "quality_parts": {k: round(v, 4) for k, v in (obs.parts or {}).items()},
             "landmarks": landmarks, "frame_bbox": [round(float(v), 1) for v in obs.box],
             "frame_size": [w, h], "photo_offset": [x0, y0],
             "track": pick.track_id, "frame_no": obs.frame_no, "frame_time": round(obs.t, 4),

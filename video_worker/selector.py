@@ -7,8 +7,11 @@
   ``realtime_post_every_interval`` an interval's best is picked only if it beats the last pick.
   The overall pick is still made when the track ends.
 
-Only faces that pass the camera's filters (size, quality) are candidates; the others still extend
-their track. "Best" is the highest quality; ties keep the earlier face.
+Only faces that pass the camera's filters are candidates; the others still extend their track. The
+size filter decides whether a track is posted: every track with a face of ``filter_min_size`` and
+up is posted once in ``overall`` mode, whatever the pose. Quality only ranks the faces of a track
+("best" is the highest; ties keep the earlier face); ``filter_min_quality`` (default 0) is an opt-in
+floor below which a face is never posted.
 """
 from __future__ import annotations
 
@@ -40,6 +43,9 @@ class Observation:
     yaw: float
     roll: float
     frame: np.ndarray  # the analysed RGB frame (shared by the faces of that frame; never written)
+    pitch: float = 0.0
+    #: the factors of ``quality`` (score, size, pose, sharpness), for detectorParams
+    parts: dict[str, float] | None = None
 
     @property
     def size(self) -> float:
@@ -84,6 +90,15 @@ class BestFaceSelector:
         """Whether a face passes the camera's filters."""
         return (self.s.filter_min_size <= obs.size <= self.s.filter_max_size
                 and obs.quality >= self.s.filter_min_quality)
+
+    def bar(self, track_id: int) -> float:
+        """The quality a new face of track ``track_id`` must beat to change any pick (overall mode:
+        the track's best so far); -1 when any face may matter (a new track, realtime mode). The
+        analyzer skips the pose network for faces that cannot reach it."""
+        state = self._states.get(track_id)
+        if not self.s.overall_only or state is None or state.best is None:
+            return -1.0
+        return state.best.quality
 
     def observe(self, track: Track, obs: Observation) -> list[Pick]:
         """Record a face of ``track``; returns the realtime picks it triggers."""

@@ -20,6 +20,7 @@ from sfapi.engines import align
 from sfapi.engines.batching import BatchObserver, DynamicBatcher
 from sfapi.engines.faces import Faces
 from sfapi.engines.mtcnn import MtcnnDetector, MtcnnSettings
+from sfapi.engines.pose import PoseEstimator
 from sfapi.engines.quality import quality_score, sharpness
 from sfapi.engines.runtime import Runtime, Session
 from sfapi.models.pack import read_manifest
@@ -69,6 +70,7 @@ class FaceAnalyzer:
         self.detector = MtcnnDetector(load("detector_pnet"), load("detector_rnet"), load("detector_onet"),
                                       MtcnnSettings(min_face_size=d.min_face_size, thresholds=d.thresholds,
                                                     max_image_side=d.max_image_side))
+        self.pose = PoseEstimator(load("pose"))  # head pose for quality
         b = cfg.batching
         self._batchers: dict[str, DynamicBatcher] = {}
         for name in FEATURES:
@@ -113,7 +115,8 @@ class FaceAnalyzer:
         facen_chips = align.extract_chips(rgb, faces.landmarks, FACEN_CHIP.size, FACEN_CHIP.padding)
         gray = np.stack([cv2.cvtColor(c, cv2.COLOR_RGB2GRAY) for c in facen_chips]) if len(faces) else \
             np.zeros((0, FACEN_CHIP.size, FACEN_CHIP.size), np.uint8)
-        quality = quality_score(faces.scores, faces.boxes, faces.landmarks, sharpness(gray))
+        pose = self.pose.estimate(rgb, faces.boxes) if len(faces) else None
+        quality = quality_score(faces.scores, faces.boxes, faces.landmarks, sharpness(gray), pose=pose)
         if "facen" in wanted:
             inputs["facen"] = facen_chips.transpose(0, 3, 1, 2).astype(np.float32)
         if wanted & {"age", "gender"}:

