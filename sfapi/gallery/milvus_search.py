@@ -64,7 +64,7 @@ class PageSpec:
 
 
 def find_page(conn: MilvusConn, spec: PageSpec) -> tuple[list[int], list[float] | None]:
-    """Primary keys of the page in page order (at most ``spec.k``) and their confidences (None
+    """Face ids of the page in page order (at most ``spec.k``) and their confidences (None
     without a look-alike vector). Blocking."""
     if spec.k >= spec.window:
         raise StorageError(f"a page of {spec.k - 1} faces needs a Milvus result window over {spec.k}, "
@@ -95,20 +95,20 @@ def _by_key(conn: MilvusConn, spec: PageSpec) -> tuple[list[int], list[float] | 
         if order.size < spec.k:
             raise StorageError(f"Milvus returned {raw} rows of which only {order.size} pass the exact threshold: "
                                f"too many faces within {_COS_SLACK} of it to page exactly")
-        bound = pk_upto(int(pks[order[spec.k - 1]]), descending=descending)
+        bound = pk_upto(to_pk(int(pks[order[spec.k - 1]])), descending=descending)
     raise StorageError(f"paging by id did not converge in {_MAX_ROUNDS} Milvus rounds")
 
 
 def _fetch_keys(conn: MilvusConn, spec: PageSpec, expr: Expr) -> tuple[np.ndarray, np.ndarray | None, int]:
-    """Keys (and cosines, with a look-alike vector) of up to ``window`` faces matching ``expr``;
+    """Face ids (and cosines, with a look-alike vector) of up to ``window`` faces matching ``expr``;
     with a threshold, only those passing it exactly. Also the raw count Milvus returned."""
     text = expr if isinstance(expr, str) else ""
     if spec.vec is None:
         rows = conn.call("query", "query", spec.collection, filter=text, output_fields=[PK], limit=spec.window)
-        pks = np.fromiter((r[PK] for r in rows), np.int64, len(rows))
+        pks = _ids(rows)
         return pks, None, len(rows)
     hits = _search(conn, spec, text, spec.window, radius=_radius(spec.cos_min), range_filter=None)
-    pks = np.fromiter((h[PK] if PK in h else h["id"] for h in hits), np.int64, len(hits))
+    pks = _ids(hits)
     cos = np.fromiter((h["distance"] for h in hits), np.float32, len(hits))
     raw = len(hits)
     if spec.cos_min is not None:
@@ -132,14 +132,14 @@ def _by_confidence(conn: MilvusConn, spec: PageSpec) -> tuple[list[int], list[fl
     t = min(spec.window, spec.k + _SLACK_ROWS)
     while True:
         hits = _search(conn, spec, text, t, radius=_radius(spec.cos_min, upper), range_filter=upper)
-        pks = np.fromiter((h[PK] if PK in h else h["id"] for h in hits), np.int64, len(hits))
+        pks = _ids(hits)
         cos = np.fromiter((h["distance"] for h in hits), np.float32, len(hits))
         conf = similarity(cos)
         keep = np.ones(pks.size, bool)
         if spec.cos_min is not None:
             keep &= cos >= spec.cos_min
         if after is not None:
-            keep &= (conf < last) | ((conf == last) & (pks > to_pk(after.last_id)))
+            keep &= (conf < last) | ((conf == last) & (pks > np.uint64(after.last_id)))
         kept = np.flatnonzero(keep)
         order = kept[np.lexsort((pks[kept], -conf[kept]))]
         if pks.size < t:
@@ -158,6 +158,11 @@ def _by_confidence(conn: MilvusConn, spec: PageSpec) -> tuple[list[int], list[fl
 
 
 # -- Milvus calls -------------------------------------------------------------------------------
+def _ids(rows: list[dict[str, Any]]) -> np.ndarray:
+    """The face ids (uint64) of query rows or search hits."""
+    return np.fromiter((int(r[PK] if PK in r else r["id"], 16) for r in rows), np.uint64, len(rows))
+
+
 def _radius(cos_min: float | None, upper: float | None = None) -> float | None:
     """The Milvus ``radius`` (exclusive lower bound of the inner product) for a threshold; a range
     search needs one whenever it has a ``range_filter``."""
