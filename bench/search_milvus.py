@@ -12,7 +12,10 @@ FLAT (exact) index and one with HNSW (M=16, efConstruction=200; ``ef`` = max(64,
 for)). The Milvus collections are flushed and the bench waits until the HNSW index covers every
 row. Probes are enrolled faces with noise (``v + 0.5 n``, renormalized: cosine about 0.9 to the
 enrolled face, a "same person" probe). A search is ``store.search``: top 10 by confidence,
-threshold 0, unfiltered. recall@10 is the overlap with the embedded store's exact top 10. Latency
+threshold 0, unfiltered. recall@10 is the overlap with the embedded store's exact top 10 (on random
+vectors only the enrolled face is close to a probe, the other nine are near-ties around cosine 0,
+which approximate indexes order loosely: real face galleries fare better); top-1 is how often the
+enrolled face comes first. Latency
 per search in ms at 1 query in flight (one after another) and at 16 in flight (16 asyncio tasks
 sharing the queries), p50 and p99, and the searches per second at 16. Milvus reads run at two
 consistency levels: Strong (the default: sees every acknowledged write of any client, waits for
@@ -89,9 +92,10 @@ async def top10(store: GalleryBackend, probe: np.ndarray) -> tuple[list[int], fl
     return [h.record.id for h in res.hits], (time.perf_counter() - t0) * 1000
 
 
-async def measure(store: GalleryBackend, probes: np.ndarray, truth: list[list[int]] | None
+async def measure(store: GalleryBackend, probes: np.ndarray, enrolled: np.ndarray, truth: list[list[int]] | None
                   ) -> tuple[list[list[int]], dict[str, float]]:
-    """Top 10 of every probe, recall against ``truth``, latency at 1 and 16 in flight."""
+    """Top 10 of every probe, recall against ``truth``, how often the probe's ``enrolled`` face
+    comes first, latency at 1 and 16 in flight."""
     await top10(store, probes[0])  # warm-up
     got, one = [], []
     for p in probes:
@@ -110,7 +114,8 @@ async def measure(store: GalleryBackend, probes: np.ndarray, truth: list[list[in
     qps = len(probes) / (time.perf_counter() - t0)
     recall = 1.0 if truth is None else float(np.mean([len(set(g) & set(t)) / max(1, len(t))
                                                        for g, t in zip(got, truth)]))
-    return got, {"recall": recall, "p50_1": float(np.percentile(one, 50)), "p99_1": float(np.percentile(one, 99)),
+    top1 = float(np.mean([bool(g) and g[0] == int(want) for g, want in zip(got, enrolled)]))
+    return got, {"recall": recall, "top1": top1, "p50_1": float(np.percentile(one, 50)), "p99_1": float(np.percentile(one, 99)),
                  "p50_16": float(np.percentile(many, 50)), "p99_16": float(np.percentile(many, 99)), "qps_16": qps}
 
 
@@ -126,7 +131,7 @@ async def run_size(size: int, queries: int, uri: str, rng: np.random.Generator, 
     try:
         rate = await load(embedded, vecs, cams, ages)
         log(f"{size}: embedded loaded at {rate:.0f} faces/s")
-        truth, m = await measure(embedded, probes, None)
+        truth, m = await measure(embedded, probes, picks, None)
         rows.append([size, "embedded", "-", rate, m])
     finally:
         await embedded.close()
@@ -142,7 +147,7 @@ async def run_size(size: int, queries: int, uri: str, rng: np.random.Generator, 
                 reader = MilvusStore(uri, prefix=prefix, consistency=consistency, **extra)  # type: ignore[arg-type]
                 await reader.open()
                 try:
-                    _, m = await measure(reader, probes, truth)
+                    _, m = await measure(reader, probes, picks, truth)
                 finally:
                     await reader.close()
                 rows.append([size, f"milvus {index}", consistency, rate, m])
@@ -153,7 +158,7 @@ async def run_size(size: int, queries: int, uri: str, rng: np.random.Generator, 
             except Exception as exc:  # a bench cleans up what it can
                 log(f"cleanup of milvus {index} failed: {exc}")
             await writer.close()
-    return [[size, name, cons, round(rate), f"{m['recall']:.3f}", f"{m['p50_1']:.1f}", f"{m['p99_1']:.1f}",
+    return [[size, name, cons, round(rate), f"{m['recall']:.3f}", f"{m['top1']:.3f}", f"{m['p50_1']:.1f}", f"{m['p99_1']:.1f}",
              f"{m['p50_16']:.1f}", f"{m['p99_16']:.1f}", round(m["qps_16"])] for size, name, cons, rate, m in rows]
 
 
@@ -174,9 +179,9 @@ async def report(sizes: list[int], queries: int = 200, uri: str = "", seed: int 
                 rows += await run_size(size, queries, uri, rng, Path(tmp))
         finally:
             if server is not None:
-                server.stop()
+                server.kill()  # a temporary folder: nothing to keep
     head = f"Milvus server {version}; {queries} probes; top 10 by confidence; latency ms\n"
-    return head + table(["faces", "store", "reads", "insert faces/s", "recall@10", "p50 1", "p99 1",
+    return head + table(["faces", "store", "reads", "insert faces/s", "recall@10", "top-1", "p50 1", "p99 1",
                          f"p50 {CONCURRENCY}", f"p99 {CONCURRENCY}", f"searches/s {CONCURRENCY}"], rows)
 
 

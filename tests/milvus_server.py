@@ -24,7 +24,7 @@ ENV_URI = "SFAPI_TEST_MILVUS_URI"
 #: checkers (1000 / 3000 ms; its collection observer still ticks once a second, so a load takes
 #: 1.5-2 s). Behaviour is the same, the tests just wait less; the bench runs the defaults.
 TEST_SETTINGS = {
-    "proxy.timeTickInterval": 20,
+    "proxy.timeTickInterval": 10,
     "queryCoord.checkInterval": 100,
     "queryCoord.distPullInterval": 100,
     "queryCoord.checkChannelInterval": 100,

@@ -3,6 +3,7 @@ reopening, the catalog across instances, lite's narrow-window paging, index type
 migration progress. The backend contract runs on a real server (test_milvus_server.py)."""
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -239,3 +240,16 @@ async def test_run_migration_opens_both_backends_from_config(tmp_path: Path) -> 
     await milvus.open()
     assert [(g.name, g.number) for g in await milvus.list_galleries()] == [("g", 30)]
     await milvus.close()
+
+
+async def test_galleries_of_the_earlier_layout_are_refused_but_can_be_dropped(store: MilvusStore) -> None:
+    """Catalog rows without a layout were written by sfapi versions with INT64 keys and nullable
+    fields: refused with a clear reason, and still droppable."""
+    await store.create_gallery("old", {"n": "int"})
+    info = json.loads(store._galleries.pop("old").info_json())
+    del info["layout"]
+    store.conn.call("test", "upsert", store.catalog, [store.conn.catalog_row("old", json.dumps(info))])
+    with pytest.raises(StorageError, match="earlier sfapi version"):
+        await store.search("old", Query())
+    await store.drop_gallery("old")
+    assert await store.list_galleries() == []
