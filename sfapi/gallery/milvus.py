@@ -4,13 +4,13 @@ cluster (or the embedded milvus-lite, for tests and demos).
 Layout (``prefix`` from config, ``sfapi_`` by default):
 
 * ``<prefix>galleries``: the catalog, one row per gallery: its name, meta schema, face collection,
-  and the facen model and dimension fixed by its first face.
+  the facen model and dimension fixed by its first face, and the layout version.
 * one collection per gallery, created at its first face (Milvus fixes the vector dimension at
-  creation): ``pk`` (face id - 2**63), ``facen`` (FLOAT_VECTOR, inner-product metric: facens are
-  unit vectors, so the inner product is the cosine), one typed field per meta key and the list of
-  keys a face has (no nullable fields: servers from 2.3 on; sfapi.gallery.milvus_expr), and
-  ``features`` (JSON text). Its name carries a random suffix, so a
-  gallery dropped and created again never meets its old collection.
+  creation): ``pk`` (the face id in 16 hex digits), ``facen`` (FLOAT_VECTOR, inner-product metric:
+  facens are unit vectors, so the inner product is the cosine), one typed field per meta key and
+  the list of keys a face has (no nullable fields: servers from 2.3 on; sfapi.gallery.milvus_expr),
+  and ``features`` (JSON text). Its name carries a random suffix, so a gallery dropped and created
+  again never meets its old collection.
 
 Writes to one gallery are serialized in this process (Milvus has no unique keys: an add checks
 that its id is free, then inserts); concurrent adds are grouped into one existence check and one
