@@ -181,7 +181,12 @@ def _is_pymilvus_error(exc: Exception) -> bool:
 def _reason(exc: Exception) -> str:
     message = getattr(exc, "message", None)
     code = getattr(exc, "code", None)
-    text = str(message if message else exc).strip() or type(exc).__name__
+    if callable(code):  # a gRPC error: its status name and details, not its multi-line repr
+        try:
+            code, message = code().name, exc.details()  # type: ignore[attr-defined]
+        except Exception:  # not a call (grpc.RpcError without status): the text below
+            code = None
+    text = " ".join(str(message if message else exc).split()) or type(exc).__name__
     if len(text) > 300:
         text = text[:300] + "..."
     return f"{text} (code {code})" if code not in (None, 0) else text
