@@ -455,12 +455,16 @@ class MilvusStore(GalleryBackend):
             collection=g.collection, expr=expr, vec=vec,
             cos_min=cosine_threshold(threshold) if vec is not None and threshold > 0 else None,
             sort=query.sort, k=query.limit + 1, after=query.after, window=self.window,
-            index_type=self.index_type, search_params=self.search_params, exact_range=not self.conn.is_lite)
-        ids, confs = await self._on_collection(g, lambda: milvus_search.find_page(self.conn, spec))
+            index_type=self.index_type, search_params=self.search_params, exact_range=not self.conn.is_lite,
+            row_fields=tuple(self._fields(g)))
+        ids, confs, found = await self._on_collection(g, lambda: milvus_search.find_page(self.conn, spec))
         page = ids[: query.limit]
-        rows = await self._call_g(g, "search", "get", g.collection, ids=[to_pk(i) for i in page],
-                                  output_fields=self._fields(g)) if page else []
-        by_id = {from_pk(r[PK]): r for r in rows}
+        if found is not None:  # the search brought the rows
+            by_id = found
+        else:
+            rows = await self._call_g(g, "search", "get", g.collection, ids=[to_pk(i) for i in page],
+                                      output_fields=self._fields(g)) if page else []
+            by_id = {from_pk(r[PK]): r for r in rows}
         hits = []
         for i, face_id in enumerate(page):
             row = by_id.get(face_id)
