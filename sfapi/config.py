@@ -152,8 +152,9 @@ class GalleryConfig(StrictModel):
     (``http://host:19530``) or a local ``*.db`` path, which runs the embedded milvus-lite;
     ``milvus_token`` is ``user:password`` or an API key; ``milvus_prefix`` starts every collection
     name of this store; ``milvus_timeout_s`` bounds each Milvus call; ``milvus_consistency`` is the
-    consistency level of the collections (``Strong``: an acknowledged add is seen by the next
-    search); ``milvus_window`` is the most rows one Milvus query or search returns (the server's
+    consistency level of face reads (``Strong``: an acknowledged add, by any instance, is seen by
+    the next search; ``Session``: those of this process, without waiting for the server's time
+    tick); ``milvus_window`` is the most rows one Milvus query or search returns (the server's
     top-k / result window limit).
     """
 

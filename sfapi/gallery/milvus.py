@@ -4,12 +4,13 @@ cluster (or the embedded milvus-lite, for tests and demos).
 Layout (``prefix`` from config, ``sfapi_`` by default):
 
 * ``<prefix>galleries``: the catalog, one row per gallery: its name, meta schema, face collection,
-  and the facen model and dimension fixed by its first face.
+  the facen model and dimension fixed by its first face, and the layout version.
 * one collection per gallery, created at its first face (Milvus fixes the vector dimension at
-  creation): ``pk`` (face id - 2**63), ``facen`` (FLOAT_VECTOR, inner-product metric: facens are
-  unit vectors, so the inner product is the cosine), one nullable typed field per meta key
-  (sfapi.gallery.milvus_expr) and ``features`` (JSON text). Its name carries a random suffix, so a
-  gallery dropped and created again never meets its old collection.
+  creation): ``pk`` (the face id in 16 hex digits), ``facen`` (FLOAT_VECTOR, inner-product metric:
+  facens are unit vectors, so the inner product is the cosine), one typed field per meta key and
+  the list of keys a face has (no nullable fields: servers from 2.3 on; sfapi.gallery.milvus_expr),
+  and ``features`` (JSON text). Its name carries a random suffix, so a gallery dropped and created
+  again never meets its old collection.
 
 Writes to one gallery are serialized in this process (Milvus has no unique keys: an add checks
 that its id is free, then inserts); concurrent adds are grouped into one existence check and one
@@ -44,9 +45,9 @@ from sfapi.gallery.meta import (
     validate_name,
     validate_schema,
 )
-from sfapi.gallery.milvus_conn import MilvusConn, MissingCollection
-from sfapi.gallery.milvus_expr import FEATURES, NOTHING, PK, VECTOR, filter_expr, meta_fields, to_pk
-from sfapi.gallery.milvus_rows import check_limits, meta_of, to_record, to_row
+from sfapi.gallery.milvus_conn import MilvusConn, MissingCollection, NotLoaded
+from sfapi.gallery.milvus_expr import LAYOUT, NOTHING, PK, filter_expr, from_pk, to_pk
+from sfapi.gallery.milvus_rows import check_limits, meta_columns, meta_of, row_fields, to_record, to_row
 from sfapi.gallery.types import Cursor, FaceRecord, GalleryInfo, Hit, MetaValue, Query, Schema, SearchResult
 
 log = logging.getLogger(__name__)
@@ -63,13 +64,16 @@ class _Gallery:
     collection: str
     model: str | None = None
     dim: int | None = None
+    #: the collection layout (sfapi.gallery.milvus_expr.LAYOUT; None: an earlier sfapi's)
+    layout: int | None = LAYOUT
     #: loaded by this instance (a restarted milvus-lite, or an operator, may leave it released)
     loaded: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     pending: list["_Add"] = field(default_factory=list)
 
     def info_json(self) -> str:
-        return dumps({"schema": self.schema, "collection": self.collection, "model": self.model, "dim": self.dim})
+        return dumps({"schema": self.schema, "collection": self.collection, "model": self.model, "dim": self.dim,
+                      "layout": self.layout})
 
 
 @dataclass
@@ -89,13 +93,15 @@ class MilvusStore(GalleryBackend):
     ``uri``, ``token``, ``db_name``: where Milvus is (a ``*.db`` path runs milvus-lite).
     ``index_type`` / ``index_params``: the vector index of new face collections (FLAT = exact);
     ``search_params``: per-search index parameters (HNSW ``ef``, IVF ``nprobe``).
+    ``consistency``: the level of face reads (sfapi.gallery.milvus_conn.MilvusConn); the catalog
+    is always read Strong (galleries another instance just created).
     """
 
     def __init__(self, uri: str, *, token: str = "", db_name: str = "", prefix: str = "sfapi_",
                  timeout_s: float = 10.0, consistency: str = "Strong", window: int = 16384,
                  index_type: str = "FLAT", index_params: dict[str, Any] | None = None,
                  search_params: dict[str, Any] | None = None, workers: int = 8) -> None:
-        self.conn = MilvusConn(uri, token=token, db_name=db_name, timeout_s=timeout_s)
+        self.conn = MilvusConn(uri, token=token, db_name=db_name, timeout_s=timeout_s, consistency=consistency)
         self.prefix = prefix
         self.catalog = f"{prefix}galleries"
         self.consistency = consistency
@@ -128,7 +134,7 @@ class MilvusStore(GalleryBackend):
         else:
             self.conn.call("load the catalog", "load_collection", self.catalog)
         return self.conn.call("read the catalog", "query", self.catalog, filter="",
-                              output_fields=["name", "info"], limit=self.window)
+                              output_fields=["name", "info"], limit=self.window, consistency_level="Strong")
 
     async def close(self) -> None:
         """Release the connection; every acknowledged write is already in Milvus."""
@@ -148,13 +154,24 @@ class MilvusStore(GalleryBackend):
     @staticmethod
     def _from_row(row: dict[str, Any]) -> _Gallery:
         info = json.loads(row["info"])
-        return _Gallery(row["name"], info["schema"], info["collection"], info.get("model"), info.get("dim"))
+        return _Gallery(row["name"], info["schema"], info["collection"], info.get("model"), info.get("dim"),
+                        info.get("layout"))
 
     def _read_row(self, name: str) -> dict[str, Any] | None:
-        rows = self.conn.call("read the catalog", "get", self.catalog, ids=[name], output_fields=["name", "info"])
+        rows = self.conn.call("read the catalog", "get", self.catalog, ids=[name], output_fields=["name", "info"],
+                              consistency_level="Strong")  # other instances' galleries
         return rows[0] if rows else None
 
     async def _gallery(self, name: str) -> _Gallery:
+        """The gallery (see :meth:`_lookup`), refused when its collection has an earlier layout."""
+        g = await self._lookup(name)
+        if g.layout != LAYOUT:
+            raise StorageError(f"gallery {name!r} was stored by an earlier sfapi version (INT64 keys, nullable "
+                               "meta fields) that this version does not read: move it with that version's "
+                               "'sfapi gallery migrate' to the embedded store, then back with this one")
+        return g
+
+    async def _lookup(self, name: str) -> _Gallery:
         """The cached gallery, or its catalog row (another instance may have created it)."""
         g = self._galleries.get(name)
         if g is not None:
@@ -176,7 +193,8 @@ class MilvusStore(GalleryBackend):
 
     async def list_galleries(self) -> list[GalleryInfo]:
         rows = await self._run(lambda: self.conn.call("read the catalog", "query", self.catalog, filter="",
-                                                      output_fields=["name", "info"], limit=self.window))
+                                                      output_fields=["name", "info"], limit=self.window,
+                                                      consistency_level="Strong"))
         out = []
         for row in sorted(rows, key=lambda r: r["name"]):
             g = self._galleries.get(row["name"])
@@ -210,7 +228,7 @@ class MilvusStore(GalleryBackend):
         return GalleryInfo(name, 0)
 
     async def drop_gallery(self, name: str) -> None:
-        g = await self._gallery(name)
+        g = await self._lookup(name)  # galleries of an earlier layout can be dropped too
         async with g.lock:
             await self._run(lambda: self.conn.call("drop gallery", "delete", self.catalog, ids=[name]))
             if self._galleries.get(name) is g:
@@ -261,7 +279,7 @@ class MilvusStore(GalleryBackend):
             await self._check_model(g, batch)
             batch = [a for a in batch if not a.future.done()]
             taken = await self._taken(g, [row[PK] for a in batch for row in a.rows])
-            seen: set[int] = set()
+            seen: set[str] = set()
             ok = []
             for a in batch:
                 pks = [row[PK] for row in a.rows]
@@ -284,7 +302,7 @@ class MilvusStore(GalleryBackend):
     async def _insert(self, g: _Gallery, rows: list[dict[str, Any]]) -> None:
         """Insert in chunks; when a later chunk fails, the earlier ones are deleted again (best
         effort) so that a bulk add stays all or none."""
-        done: list[int] = []
+        done: list[str] = []
         try:
             for i in range(0, len(rows), _INSERT_CHUNK):
                 chunk = rows[i:i + _INSERT_CHUNK]
@@ -341,11 +359,11 @@ class MilvusStore(GalleryBackend):
         log.info("gallery %s: collection %s created (model %s, dimension %d, index %s)",
                  g.name, g.collection, model, dim, self.index_type)
 
-    async def _taken(self, g: _Gallery, pks: list[int]) -> set[int]:
+    async def _taken(self, g: _Gallery, pks: list[str]) -> set[str]:
         if g.dim is None or not pks:
             return set()
         rows = await self._run(lambda: self.conn.call("add", "get", g.collection, ids=pks, output_fields=[PK]))
-        return {int(r[PK]) for r in rows}
+        return {str(r[PK]) for r in rows}
 
     async def update_meta(self, gallery: str, face_id: int, meta: dict[str, MetaValue | None]) -> FaceRecord:
         """Set the given keys (None leaves a key as it is); the vector and features are kept."""
@@ -359,7 +377,7 @@ class MilvusStore(GalleryBackend):
             row = await self._fetch_row(g, face_id)
             current = meta_of(g.schema, row)
             current.update({k: v for k, v in changes.items() if v is not None})
-            row.update({f: current.get(k) for k, f in meta_fields(g.schema).items()})
+            row.update(meta_columns(g.schema, current))
             await self._call_g(g, "update", "upsert", g.collection, [row])
         return to_record(g.schema, g.model, row)
 
@@ -393,11 +411,23 @@ class MilvusStore(GalleryBackend):
         return dict(rows[0])
 
     def _fields(self, g: _Gallery) -> list[str]:
-        return [PK, VECTOR, FEATURES, *meta_fields(g.schema).values()]
+        return row_fields(g.schema)
 
     async def _call_g(self, g: _Gallery, op: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        return await self._on_collection(g, lambda: self.conn.call(op, method, *args, **kwargs))
+
+    async def _on_collection(self, g: _Gallery, fn: Callable[[], T]) -> T:
+        """``fn()`` (blocking, on the pool) against the gallery's collection: a dropped collection is
+        GALLERY_NOT_FOUND; one not loaded (a restarted server, an operator's release) is loaded and
+        ``fn`` runs once more."""
         try:
-            return await self._run(lambda: self.conn.call(op, method, *args, **kwargs))
+            try:
+                return await self._run(fn)
+            except NotLoaded as exc:
+                log.warning("gallery %s: collection %s is not loaded (%s): loading it", g.name, g.collection,
+                            exc.reason)
+                await self._run(lambda: self.conn.call("load", "load_collection", g.collection))
+                return await self._run(fn)
         except MissingCollection:
             raise self._gone(g) from None
 
@@ -425,22 +455,23 @@ class MilvusStore(GalleryBackend):
             collection=g.collection, expr=expr, vec=vec,
             cos_min=cosine_threshold(threshold) if vec is not None and threshold > 0 else None,
             sort=query.sort, k=query.limit + 1, after=query.after, window=self.window,
-            index_type=self.index_type, search_params=self.search_params, exact_range=not self.conn.is_lite)
-        try:
-            pks, confs = await self._run(milvus_search.find_page, self.conn, spec)
-            page = pks[: query.limit]
-            rows = await self._run(lambda: self.conn.call("search", "get", g.collection, ids=page,
-                                                          output_fields=self._fields(g))) if page else []
-        except MissingCollection:
-            raise self._gone(g) from None
-        by_pk = {int(r[PK]): r for r in rows}
+            index_type=self.index_type, search_params=self.search_params, exact_range=not self.conn.is_lite,
+            row_fields=tuple(self._fields(g)))
+        ids, confs, found = await self._on_collection(g, lambda: milvus_search.find_page(self.conn, spec))
+        page = ids[: query.limit]
+        if found is not None:  # the search brought the rows
+            by_id = found
+        else:
+            rows = await self._call_g(g, "search", "get", g.collection, ids=[to_pk(i) for i in page],
+                                      output_fields=self._fields(g)) if page else []
+            by_id = {from_pk(r[PK]): r for r in rows}
         hits = []
-        for i, pk in enumerate(page):
-            row = by_pk.get(pk)
+        for i, face_id in enumerate(page):
+            row = by_id.get(face_id)
             if row is not None:  # deleted since the page was chosen: left out
                 hits.append(Hit(to_record(g.schema, g.model, row), None if confs is None else float(confs[i])))
         next_page = None
-        if len(pks) > query.limit and hits:
+        if len(ids) > query.limit and hits:
             last = hits[-1]
             next_page = Cursor(query.sort, last.record.id, last.confidence)
         return SearchResult(hits=hits, next_page=next_page)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from sfapi.errors import StorageError
-from sfapi.gallery.milvus_expr import FEATURES, PK, VECTOR, meta_fields
+from sfapi.gallery.milvus_expr import FEATURES, PK, PK_LEN, PRESENT, VECTOR, meta_fields
 from sfapi.gallery.types import Schema
 
 log = logging.getLogger(__name__)
@@ -20,13 +20,19 @@ T = TypeVar("T")
 #: Milvus limits the typed meta columns are declared with (bytes of UTF-8 for VARCHAR)
 MAX_VARCHAR = 65535
 MAX_ARRAY = 4096
-#: code of "collection not found" in Milvus >= 2.4 and milvus-lite
+#: codes of "collection not found" and "collection not loaded" (Milvus servers from 2.3, milvus-lite)
 _COLLECTION_NOT_FOUND = 100
+_COLLECTION_NOT_LOADED = 101
 _CATALOG_DIM = 2
 
 
 class MissingCollection(Exception):
     """A face collection is gone (its gallery was dropped, maybe by another sfapi instance)."""
+
+
+class NotLoaded(StorageError):
+    """A collection is not loaded for reads (a restarted server still loading it, an operator
+    released it): the store loads it and tries once more."""
 
 
 def _pymilvus() -> Any:
@@ -47,14 +53,22 @@ class MilvusConn:
     """A pymilvus ``MilvusClient`` whose calls raise sfapi errors.
 
     ``uri``: ``http(s)://host:port`` of a Milvus server / proxy, or a ``*.db`` path (milvus-lite, in
-    this process). ``timeout_s`` bounds every call.
+    this process). ``timeout_s`` bounds every call. ``consistency``: the level of every read
+    (query, get, search) that does not name its own: ``Strong`` sees every write acknowledged
+    before it, by any client; ``Session`` those of this process; ``Bounded`` / ``Eventually`` may
+    lag. On a server a Strong read waits for the next time tick (``proxy.timeTickInterval``,
+    200 ms by default); the others answer at once.
     """
 
-    def __init__(self, uri: str, *, token: str = "", db_name: str = "", timeout_s: float = 10.0) -> None:
+    _READS = frozenset({"query", "get", "search"})
+
+    def __init__(self, uri: str, *, token: str = "", db_name: str = "", timeout_s: float = 10.0,
+                 consistency: str = "Strong") -> None:
         self.uri = uri
         self.token = token
         self.db_name = db_name
         self.timeout_s = timeout_s
+        self.consistency = consistency
         self._client: Any = None
 
     @property
@@ -92,6 +106,8 @@ class MilvusConn:
             raise StorageError("the Milvus gallery store is not open")
         fn: Callable[..., Any] = getattr(self._client, method)
         kwargs.setdefault("timeout", self.timeout_s)
+        if method in self._READS:
+            kwargs.setdefault("consistency_level", self.consistency)
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
@@ -99,27 +115,32 @@ class MilvusConn:
                 raise
             if _is_missing(exc):
                 raise MissingCollection(str(args[0]) if args else "") from exc
+            if getattr(exc, "code", None) == _COLLECTION_NOT_LOADED:
+                raise NotLoaded(f"Milvus {op} failed at {self.uri}: {_reason(exc)}") from exc
             raise StorageError(f"Milvus {op} failed at {self.uri}: {_reason(exc)}") from exc
 
     # -- collection layouts ----------------------------------------------------------------------
     def create_faces_collection(self, name: str, schema: Schema, dim: int, index_type: str,
                                 index_params: dict[str, Any], consistency: str) -> None:
-        """The collection of one gallery: pk, facen (IP metric), one nullable field per meta key
-        and the features JSON."""
+        """The collection of one gallery (sfapi.gallery.milvus_expr.LAYOUT): pk (hex id), facen (IP
+        metric), one field per meta key, the presence list and the features JSON. No field is
+        nullable: Milvus servers before 2.5 have no nullable fields."""
         pm = _pymilvus()
         dt = pm.DataType
         fields = pm.MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-        fields.add_field(PK, dt.INT64, is_primary=True)
+        fields.add_field(PK, dt.VARCHAR, max_length=PK_LEN, is_primary=True)
         fields.add_field(VECTOR, dt.FLOAT_VECTOR, dim=dim)
         for key, field in meta_fields(schema).items():
             kind = schema[key]
             if kind == "int":
-                fields.add_field(field, dt.INT64, nullable=True)
+                fields.add_field(field, dt.INT64)
             elif kind == "string":
-                fields.add_field(field, dt.VARCHAR, max_length=MAX_VARCHAR, nullable=True)
+                fields.add_field(field, dt.VARCHAR, max_length=MAX_VARCHAR)
             else:
                 fields.add_field(field, dt.ARRAY, element_type=dt.VARCHAR, max_capacity=MAX_ARRAY,
-                                 max_length=MAX_VARCHAR, nullable=True)
+                                 max_length=MAX_VARCHAR)
+        if schema:
+            fields.add_field(PRESENT, dt.ARRAY, element_type=dt.INT64, max_capacity=len(schema))
         fields.add_field(FEATURES, dt.VARCHAR, max_length=MAX_VARCHAR)
         index = pm.MilvusClient.prepare_index_params()
         index.add_index(VECTOR, index_type=index_type, metric_type="IP", params=dict(index_params))
@@ -160,7 +181,12 @@ def _is_pymilvus_error(exc: Exception) -> bool:
 def _reason(exc: Exception) -> str:
     message = getattr(exc, "message", None)
     code = getattr(exc, "code", None)
-    text = str(message if message else exc).strip() or type(exc).__name__
+    if callable(code):  # a gRPC error: its status name and details, not its multi-line repr
+        try:
+            code, message = code().name, exc.details()  # type: ignore[attr-defined]
+        except Exception:  # not a call (grpc.RpcError without status): the text below
+            code = None
+    text = " ".join(str(message if message else exc).split()) or type(exc).__name__
     if len(text) > 300:
         text = text[:300] + "..."
     return f"{text} (code {code})" if code not in (None, 0) else text

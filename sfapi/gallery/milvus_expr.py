@@ -1,14 +1,19 @@
 """Translation of gallery filters and cursors into Milvus boolean filter expressions.
 
-The Milvus backend (sfapi.gallery.milvus) keeps one collection per gallery with these fields:
+The Milvus backend (sfapi.gallery.milvus) keeps one collection per gallery with these fields
+(:data:`LAYOUT`; no field is nullable, as Milvus servers before 2.5 have no nullable fields):
 
-* ``pk`` INT64 primary key: the face id shifted by ``-2**63`` (:func:`to_pk`), so the signed
-  order of Milvus equals the unsigned order of face ids (the embedded store does the same in SQLite);
-* ``m0``, ``m1``, ... one typed, nullable field per meta key of the gallery's schema in sorted key
-  order (:func:`meta_fields`): ``int`` -> INT64, ``string`` -> VARCHAR, ``strings`` -> ARRAY of
-  VARCHAR. A face without a key holds NULL there, and Milvus comparisons with NULL are false, so a
-  face lacking a key never matches a filter on it, as in the embedded store. ``subset`` of no
-  values matches every face and is left out of the expression.
+* ``pk`` VARCHAR primary key: the face id as 16 lower-case hex digits (:func:`to_pk`), so string
+  order equals the unsigned order of face ids. (An INT64 key cannot hold every unsigned 64-bit id:
+  Milvus 2.3 queries never return the row keyed 2**63-1, and its parser cannot read -2**63.)
+* ``m0``, ``m1``, ... one typed field per meta key of the gallery's schema in sorted key order
+  (:func:`meta_fields`): ``int`` -> INT64, ``string`` -> VARCHAR, ``strings`` -> ARRAY of VARCHAR.
+  A face lacking a key holds a neutral value there (0, ``""``, ``[]``);
+* ``mp`` (:data:`PRESENT`, ARRAY of INT64; only when the schema has keys): the indexes of the keys
+  the face has. A comparison on key ``i`` is written ``array_contains(mp, i) and (...)``, so a face
+  lacking a key never matches a filter on it, as in the embedded store. A ``subset`` filter needs
+  no presence test (the neutral ``[]`` holds no value); ``subset`` of no values matches every face
+  and is left out of the expression.
 
 Every function here is pure: it returns expression text, ``None`` for "no condition" or
 :data:`NOTHING` for "matches no face" (the store answers those searches without asking Milvus).
@@ -26,7 +31,12 @@ from sfapi.gallery.types import Cursor, IdFilter, MetaFilter, Schema
 PK = "pk"
 VECTOR = "facen"
 FEATURES = "features"
-ID_OFFSET = 2**63
+PRESENT = "mp"
+#: the collection layout written into every gallery's catalog row (galleries of earlier sfapi
+#: versions, with INT64 keys and nullable meta fields, have none and are refused)
+LAYOUT = 2
+#: characters of a key
+PK_LEN = 16
 INT64_MIN = -(2**63)
 
 
@@ -45,13 +55,13 @@ _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _OPS = {"lte": "<=", "gte": ">=", "lt": "<", "gt": ">", "eq": "=="}
 
 
-def to_pk(face_id: int) -> int:
+def to_pk(face_id: int) -> str:
     """The Milvus primary key of an unsigned 64-bit face id (order-preserving)."""
-    return int(face_id) - ID_OFFSET
+    return f"{int(face_id):016x}"
 
 
-def from_pk(pk: int) -> int:
-    return int(pk) + ID_OFFSET
+def from_pk(pk: str) -> int:
+    return int(pk, 16)
 
 
 def meta_fields(schema: Schema) -> dict[str, str]:
@@ -60,22 +70,27 @@ def meta_fields(schema: Schema) -> dict[str, str]:
     return {key: f"m{i}" for i, key in enumerate(sorted(schema))}
 
 
+def presence(schema: Schema, key: str) -> str:
+    """The condition "the face has meta key ``key``"."""
+    return f"array_contains({PRESENT}, {sorted(schema).index(key)})"
+
+
 def quote(text: str) -> str:
     """A double-quoted Milvus string literal."""
     return '"' + "".join(_ESCAPES.get(ch, ch) for ch in text) + '"'
 
 
-def _int_list(values: Iterable[int]) -> str:
-    return "[" + ", ".join(str(int(v)) for v in values) + "]"
+def _str_list(values: Iterable[str]) -> str:
+    return "[" + ", ".join(quote(v) for v in values) + "]"
 
 
-def compare_int(field: str, op: str, value: int, *, nullable: bool) -> Expr:
+def compare_int(field: str, op: str, value: int, *, present: Expr = None) -> Expr:
     """``field <op> value`` for an INT64 field (``op``: lte, gte, lt, gt, eq), never writing the
-    literal -2**63. ``nullable``: a true comparison still excludes NULL."""
+    literal -2**63. ``present``: the answer of ``>= -2**63`` (None: every face)."""
     value = int(value)
     if value == INT64_MIN:
-        if op in ("gte",):
-            return f"{field} is not null" if nullable else None
+        if op == "gte":
+            return present
         if op == "lt":
             return NOTHING
         if op == "gt":
@@ -92,18 +107,24 @@ def int_in(field: str, values: Sequence[int]) -> Expr:
     rest = [v for v in wanted if v != INT64_MIN]
     parts = []
     if rest:
-        parts.append(f"{field} in {_int_list(rest)}")
+        parts.append(f"{field} in [" + ", ".join(str(v) for v in rest) + "]")
     if len(rest) != len(wanted):
         parts.append(f"{field} < {INT64_MIN + 1}")
     return parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")"
+
+
+def pk_in(face_ids: Iterable[int]) -> Expr:
+    """Faces with these ids (none: NOTHING)."""
+    wanted = sorted({to_pk(v) for v in face_ids})
+    return f"{PK} in {_str_list(wanted)}" if wanted else NOTHING
 
 
 def id_clause(flt: IdFilter) -> Expr:
     """An id filter (values already validated as unsigned 64-bit) on the primary key."""
     if flt.op == "oneof":
         values = flt.value if isinstance(flt.value, (tuple, list)) else (flt.value,)
-        return int_in(PK, [to_pk(v) for v in values])
-    return compare_int(PK, flt.op, to_pk(int(flt.value)), nullable=False)  # type: ignore[arg-type]
+        return pk_in(int(v) for v in values)
+    return f"{PK} {_OPS[flt.op]} {quote(to_pk(int(flt.value)))}"  # type: ignore[arg-type]
 
 
 def meta_clause(schema: Schema, flt: MetaFilter) -> Expr:
@@ -111,22 +132,24 @@ def meta_clause(schema: Schema, flt: MetaFilter) -> Expr:
     field = meta_fields(schema)[flt.field]
     kind = schema[flt.field]
     values = list(flt.value) if isinstance(flt.value, (tuple, list)) else [flt.value]
+    present = presence(schema, flt.field)
+    clause: Expr
+    if kind == "strings":  # subset: the face's list holds every value; no values: every face
+        wanted = sorted(set(values))  # type: ignore[type-var]
+        return f"array_contains_all({field}, {_str_list(wanted)})" if wanted else None  # type: ignore[arg-type]
     if kind == "int":
         if flt.op == "oneof":
-            return int_in(field, values)  # type: ignore[arg-type]
-        return compare_int(field, flt.op, values[0], nullable=True)  # type: ignore[arg-type]
-    if kind == "string":
-        if flt.op == "oneof":
-            wanted = sorted(set(values))  # type: ignore[type-var]
-            if not wanted:
-                return NOTHING
-            return f"{field} in [" + ", ".join(quote(str(v)) for v in wanted) + "]"
-        return f"{field} {_OPS[flt.op]} {quote(str(values[0]))}"
-    # strings: subset = the face's list holds every value; no values = every face
-    wanted = sorted(set(values))  # type: ignore[type-var]
-    if not wanted:
-        return None
-    return f"array_contains_all({field}, [" + ", ".join(quote(str(v)) for v in wanted) + "])"
+            clause = int_in(field, values)  # type: ignore[arg-type]
+        else:
+            clause = compare_int(field, flt.op, values[0], present=present)  # type: ignore[arg-type]
+            if clause == present:
+                return clause
+    elif flt.op == "oneof":
+        wanted = sorted(set(values))  # type: ignore[type-var]
+        clause = f"{field} in {_str_list(wanted)}" if wanted else NOTHING  # type: ignore[arg-type]
+    else:
+        clause = f"{field} {_OPS[flt.op]} {quote(str(values[0]))}"
+    return conjunction([present, clause])
 
 
 def pk_after(cursor: Cursor | None) -> Expr:
@@ -134,13 +157,12 @@ def pk_after(cursor: Cursor | None) -> Expr:
     None for no cursor or a confidence cursor (applied on the scores)."""
     if cursor is None or cursor.sort == "-confidence":
         return None
-    op = "gt" if cursor.sort == "id" else "lt"
-    return compare_int(PK, op, to_pk(cursor.last_id), nullable=False)
+    return f"{PK} {'>' if cursor.sort == 'id' else '<'} {quote(to_pk(cursor.last_id))}"
 
 
-def pk_upto(pk: int, *, descending: bool) -> Expr:
+def pk_upto(pk: str, *, descending: bool) -> Expr:
     """The key window ``pk <= pk`` (ascending pages) or ``pk >= pk`` (descending pages)."""
-    return compare_int(PK, "gte" if descending else "lte", pk, nullable=False)
+    return f"{PK} {'>=' if descending else '<='} {quote(pk)}"
 
 
 def conjunction(clauses: Iterable[Expr]) -> Expr:

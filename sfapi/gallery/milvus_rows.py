@@ -11,8 +11,11 @@ import numpy as np
 from sfapi.errors import BadParam
 from sfapi.gallery.meta import dumps, validate_face_id, validate_facen, validate_meta
 from sfapi.gallery.milvus_conn import MAX_ARRAY, MAX_VARCHAR
-from sfapi.gallery.milvus_expr import FEATURES, PK, VECTOR, from_pk, meta_fields, to_pk
+from sfapi.gallery.milvus_expr import FEATURES, PK, PRESENT, VECTOR, from_pk, meta_fields, to_pk
 from sfapi.gallery.types import FaceRecord, Schema
+
+#: what a row holds for a key the face lacks (never read back as a value)
+_NEUTRAL: dict[str, Any] = {"int": 0, "string": "", "strings": []}
 
 
 def to_row(schema: Schema, record: FaceRecord, dim: int | None) -> tuple[dict[str, Any], FaceRecord]:
@@ -29,8 +32,7 @@ def to_row(schema: Schema, record: FaceRecord, dim: int | None) -> tuple[dict[st
     if len(features_json.encode()) > MAX_VARCHAR:
         raise BadParam("features", f"{len(features_json)} characters", f"features JSON is at most {MAX_VARCHAR} bytes")
     row: dict[str, Any] = {PK: to_pk(face_id), VECTOR: vec.tolist(), FEATURES: features_json}
-    for key, fld in meta_fields(schema).items():
-        row[fld] = meta.get(key)
+    row.update(meta_columns(schema, meta))
     return row, FaceRecord(face_id, vec, meta, json.loads(features_json), record.model)
 
 
@@ -44,14 +46,31 @@ def check_limits(key: str, value: Any) -> None:
             raise BadParam(f"meta.{key}", v, f"the Milvus backend keeps strings of at most {MAX_VARCHAR} bytes")
 
 
-def meta_of(schema: Schema, row: dict[str, Any]) -> dict[str, Any]:
-    """The meta of a row: the non-NULL typed fields (NULL = the face lacks that key)."""
-    out: dict[str, Any] = {}
-    for key, fld in meta_fields(schema).items():
-        value = row.get(fld)
-        if value is not None:
-            out[key] = list(value) if schema[key] == "strings" else value
+def meta_columns(schema: Schema, meta: dict[str, Any]) -> dict[str, Any]:
+    """The meta fields of a row holding ``meta`` (validated): every typed field (the neutral value
+    for a missing key) and the presence list."""
+    fields = meta_fields(schema)
+    out: dict[str, Any] = {fld: meta.get(key, _NEUTRAL[schema[key]]) for key, fld in fields.items()}
+    if fields:
+        out[PRESENT] = [i for i, key in enumerate(fields) if key in meta]
     return out
+
+
+def meta_of(schema: Schema, row: dict[str, Any]) -> dict[str, Any]:
+    """The meta of a row: the keys in its presence list and their values."""
+    keys = list(meta_fields(schema).items())
+    out: dict[str, Any] = {}
+    for i in sorted(int(i) for i in row.get(PRESENT) or ()):
+        key, fld = keys[i]
+        value = row[fld]
+        out[key] = list(value) if schema[key] == "strings" else value
+    return out
+
+
+def row_fields(schema: Schema) -> list[str]:
+    """Every field of a face row (what a read asks for)."""
+    fields = meta_fields(schema)
+    return [PK, VECTOR, FEATURES, *fields.values(), *([PRESENT] if fields else [])]
 
 
 def to_record(schema: Schema, model: str | None, row: dict[str, Any]) -> FaceRecord:

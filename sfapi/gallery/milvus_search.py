@@ -24,7 +24,7 @@ similarity), compared as float32 as the embedded store does.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 
@@ -42,6 +42,9 @@ _COS_SLACK = 1e-5
 _MAX_ROUNDS = 64
 #: extra rows asked for beyond k in a confidence search (cursor ties are dropped here)
 _SLACK_ROWS = 32
+#: a confidence search of at most this many rows returns whole rows (vector, meta, features), so
+#: the page needs no second read (on a server a Strong read waits for a time tick)
+_ROWS_WITH_SEARCH = 1024
 
 
 @dataclass(frozen=True)
@@ -61,19 +64,26 @@ class PageSpec:
     #: whether Milvus range search is a true range search (a server). milvus-lite filters its top
     #: 5 x limit by the range instead, so there the cursor's bound is applied here on a top-t search
     exact_range: bool = True
+    #: every field of a face row: a small confidence search returns the rows with the hits
+    row_fields: tuple[str, ...] = ()
 
 
-def find_page(conn: MilvusConn, spec: PageSpec) -> tuple[list[int], list[float] | None]:
-    """Primary keys of the page in page order (at most ``spec.k``) and their confidences (None
-    without a look-alike vector). Blocking."""
+#: rows by face id, when the search returned them whole (else None: read them by id)
+Rows = Union[dict[int, dict[str, Any]], None]
+
+
+def find_page(conn: MilvusConn, spec: PageSpec) -> tuple[list[int], list[float] | None, Rows]:
+    """Face ids of the page in page order (at most ``spec.k``), their confidences (None without a
+    look-alike vector) and, when the search brought them, their rows. Blocking."""
     if spec.k >= spec.window:
         raise StorageError(f"a page of {spec.k - 1} faces needs a Milvus result window over {spec.k}, "
                            f"the store's is {spec.window} (gallery.milvus_window)")
     if spec.expr is NOTHING:
-        return [], None
+        return [], None, None
     if spec.vec is not None and spec.sort == "-confidence":
         return _by_confidence(conn, spec)
-    return _by_key(conn, spec)
+    ids, confs = _by_key(conn, spec)
+    return ids, confs, None
 
 
 # -- id / -id ---------------------------------------------------------------------------------
@@ -95,20 +105,20 @@ def _by_key(conn: MilvusConn, spec: PageSpec) -> tuple[list[int], list[float] | 
         if order.size < spec.k:
             raise StorageError(f"Milvus returned {raw} rows of which only {order.size} pass the exact threshold: "
                                f"too many faces within {_COS_SLACK} of it to page exactly")
-        bound = pk_upto(int(pks[order[spec.k - 1]]), descending=descending)
+        bound = pk_upto(to_pk(int(pks[order[spec.k - 1]])), descending=descending)
     raise StorageError(f"paging by id did not converge in {_MAX_ROUNDS} Milvus rounds")
 
 
 def _fetch_keys(conn: MilvusConn, spec: PageSpec, expr: Expr) -> tuple[np.ndarray, np.ndarray | None, int]:
-    """Keys (and cosines, with a look-alike vector) of up to ``window`` faces matching ``expr``;
+    """Face ids (and cosines, with a look-alike vector) of up to ``window`` faces matching ``expr``;
     with a threshold, only those passing it exactly. Also the raw count Milvus returned."""
     text = expr if isinstance(expr, str) else ""
     if spec.vec is None:
         rows = conn.call("query", "query", spec.collection, filter=text, output_fields=[PK], limit=spec.window)
-        pks = np.fromiter((r[PK] for r in rows), np.int64, len(rows))
+        pks = _ids(rows)
         return pks, None, len(rows)
     hits = _search(conn, spec, text, spec.window, radius=_radius(spec.cos_min), range_filter=None)
-    pks = np.fromiter((h[PK] if PK in h else h["id"] for h in hits), np.int64, len(hits))
+    pks = _ids(hits)
     cos = np.fromiter((h["distance"] for h in hits), np.float32, len(hits))
     raw = len(hits)
     if spec.cos_min is not None:
@@ -118,7 +128,7 @@ def _fetch_keys(conn: MilvusConn, spec: PageSpec, expr: Expr) -> tuple[np.ndarra
 
 
 # -- -confidence --------------------------------------------------------------------------------
-def _by_confidence(conn: MilvusConn, spec: PageSpec) -> tuple[list[int], list[float] | None]:
+def _by_confidence(conn: MilvusConn, spec: PageSpec) -> tuple[list[int], list[float] | None, Rows]:
     after = spec.after
     upper: float | None = None
     last = None
@@ -127,28 +137,28 @@ def _by_confidence(conn: MilvusConn, spec: PageSpec) -> tuple[list[int], list[fl
         if float(last) + _MARGIN < 1.0 and spec.exact_range:
             upper = cosine_threshold(float(last) + _MARGIN)
     if upper is not None and spec.cos_min is not None and upper < spec.cos_min:
-        return [], []
+        return [], [], None
     text = spec.expr if isinstance(spec.expr, str) else ""
     t = min(spec.window, spec.k + _SLACK_ROWS)
     while True:
-        hits = _search(conn, spec, text, t, radius=_radius(spec.cos_min, upper), range_filter=upper)
-        pks = np.fromiter((h[PK] if PK in h else h["id"] for h in hits), np.int64, len(hits))
+        whole = bool(spec.row_fields) and t <= _ROWS_WITH_SEARCH
+        hits = _search(conn, spec, text, t, radius=_radius(spec.cos_min, upper), range_filter=upper,
+                       fields=spec.row_fields if whole else (PK,))
+        pks = _ids(hits)
         cos = np.fromiter((h["distance"] for h in hits), np.float32, len(hits))
         conf = similarity(cos)
         keep = np.ones(pks.size, bool)
         if spec.cos_min is not None:
             keep &= cos >= spec.cos_min
         if after is not None:
-            keep &= (conf < last) | ((conf == last) & (pks > to_pk(after.last_id)))
+            keep &= (conf < last) | ((conf == last) & (pks > np.uint64(after.last_id)))
         kept = np.flatnonzero(keep)
         order = kept[np.lexsort((pks[kept], -conf[kept]))]
-        if pks.size < t:
+        worst = float(conf.min()) if pks.size else 0.0
+        if pks.size < t or int(np.count_nonzero(conf[order] > worst)) >= spec.k:
             order = order[: spec.k]
-            return pks[order].tolist(), conf[order].tolist()
-        worst = float(conf.min())
-        if int(np.count_nonzero(conf[order] > worst)) >= spec.k:
-            order = order[: spec.k]
-            return pks[order].tolist(), conf[order].tolist()
+            rows = {int(pks[i]): _entity(hits[i]) for i in order} if whole else None
+            return pks[order].tolist(), conf[order].tolist(), rows
         if t >= spec.window:
             if not spec.exact_range:
                 raise StorageError(f"milvus-lite pages by confidence only through the best {spec.window} faces")
@@ -158,6 +168,11 @@ def _by_confidence(conn: MilvusConn, spec: PageSpec) -> tuple[list[int], list[fl
 
 
 # -- Milvus calls -------------------------------------------------------------------------------
+def _ids(rows: list[dict[str, Any]]) -> np.ndarray:
+    """The face ids (uint64) of query rows or search hits."""
+    return np.fromiter((int(r[PK] if PK in r else r["id"], 16) for r in rows), np.uint64, len(rows))
+
+
 def _radius(cos_min: float | None, upper: float | None = None) -> float | None:
     """The Milvus ``radius`` (exclusive lower bound of the inner product) for a threshold; a range
     search needs one whenever it has a ``range_filter``."""
@@ -166,8 +181,14 @@ def _radius(cos_min: float | None, upper: float | None = None) -> float | None:
     return -2.0 if upper is not None else None
 
 
+def _entity(hit: Any) -> dict[str, Any]:
+    """The row fields of a search hit."""
+    entity = hit.get("entity") if hasattr(hit, "get") else None
+    return dict(entity) if entity else dict(hit)
+
+
 def _search(conn: MilvusConn, spec: PageSpec, expr: str, limit: int, *, radius: float | None,
-            range_filter: float | None) -> list[dict[str, Any]]:
+            range_filter: float | None, fields: tuple[str, ...] = (PK,)) -> list[dict[str, Any]]:
     assert spec.vec is not None
     params: dict[str, Any] = dict(spec.search_params)
     if spec.index_type == "HNSW":
@@ -177,6 +198,6 @@ def _search(conn: MilvusConn, spec: PageSpec, expr: str, limit: int, *, radius: 
     if range_filter is not None:
         params["range_filter"] = float(range_filter)
     res = conn.call("search", "search", spec.collection, data=[spec.vec.tolist()], anns_field=VECTOR,
-                    limit=limit, filter=expr, output_fields=[PK],
+                    limit=limit, filter=expr, output_fields=list(fields),
                     search_params={"metric_type": "IP", "params": params})
     return list(res[0]) if res else []

@@ -97,6 +97,21 @@ async def collect(backend: GalleryBackend, gallery: str, query: Query, max_pages
     raise AssertionError("paging did not end")
 
 
+def filled_records() -> list[FaceRecord]:
+    """The 300 faces of the ``filled`` fixture (always the same)."""
+    rng = np.random.default_rng(7)
+    vecs = unit_vectors(300, seed=1)
+    return [record(i if i < 250 else i * 1000, vecs[i], random_meta(rng), quality=float(i)) for i in range(300)]
+
+
+async def fill(backend: GalleryBackend, gallery: str = "g") -> list[FaceRecord]:
+    """Create ``gallery`` and add :func:`filled_records` to it, concurrently."""
+    await backend.create_gallery(gallery, SCHEMA)
+    recs = filled_records()
+    await asyncio.gather(*(backend.add(gallery, r) for r in recs))
+    return recs
+
+
 FILTER_CASES = [
     ((), ()),
     ((IdFilter("lte", 150),), ()),
@@ -130,12 +145,7 @@ class BackendContract:
     @pytest.fixture
     async def filled(self, backend: GalleryBackend) -> tuple[GalleryBackend, list[FaceRecord]]:
         """Gallery ``g`` with 300 faces (ids 0, 1, 3, ..., some sparse) of random meta."""
-        await backend.create_gallery("g", SCHEMA)
-        rng = np.random.default_rng(7)
-        vecs = unit_vectors(300, seed=1)
-        recs = [record(i if i < 250 else i * 1000, vecs[i], random_meta(rng), quality=float(i)) for i in range(300)]
-        await asyncio.gather(*(backend.add("g", r) for r in recs))
-        return backend, recs
+        return backend, await fill(backend)
 
     # -- galleries ---------------------------------------------------------------------------
     async def test_gallery_lifecycle(self, backend: GalleryBackend) -> None:

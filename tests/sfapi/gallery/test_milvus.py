@@ -1,7 +1,9 @@
-"""MilvusStore on milvus-lite: the backend contract plus Milvus-specific behaviour (catalog across
-instances, errors, narrow result windows, index types, config, migration both ways)."""
+"""MilvusStore on milvus-lite (a ``*.db`` path), where it differs from a server or needs none:
+reopening, the catalog across instances, lite's narrow-window paging, index types, errors, config,
+migration progress. The backend contract runs on a real server (test_milvus_server.py)."""
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -25,7 +27,6 @@ from sfapi.gallery.types import FaceRecord, IdFilter, LookAlike, MetaFilter, Que
 
 from tests.sfapi.gallery.contract import (  # noqa: E402
     SCHEMA,
-    BackendContract,
     collect,
     random_meta,
     record,
@@ -53,15 +54,6 @@ async def test_released_collections_are_loaded_again(tmp_path: Path) -> None:
     res = await again.search("g", Query(like=LookAlike(recs[3].facen, 0.9), sort="-confidence"))
     assert [h.record.id for h in res.hits] == [recs[3].id]
     await again.close()
-
-
-class TestMilvusContract(BackendContract):
-    @pytest.fixture
-    async def backend(self, tmp_path: Path) -> AsyncIterator[MilvusStore]:
-        store = MilvusStore(str(tmp_path / "milvus.db"))
-        await store.open()
-        yield store
-        await store.close()
 
 
 @pytest.fixture
@@ -105,24 +97,6 @@ async def test_catalog_is_shared_by_instances_and_survives_reopen(tmp_path: Path
         await again.add("people.v1-x", record(8, unit_vectors(1)[0]))
     assert err.value.param == "facen"
     await again.close()
-
-
-async def test_odd_meta_keys_and_string_values(store: MilvusStore) -> None:
-    schema = {"a key/ü": "string", "n": "int", "t t": "strings"}
-    await store.create_gallery("g", schema)
-    values = ['say "hi"', "back\\slash", "it's", "tab\there", "ünï", ""]
-    vecs = unit_vectors(len(values))
-    for i, v in enumerate(values):
-        await store.add("g", record(i, vecs[i], {"a key/ü": v, "n": -(2**63) + i, "t t": [v, "x"]}))
-    for i, v in enumerate(values):
-        res = await store.search("g", Query(meta=(MetaFilter("a key/ü", "oneof", (v,)),)))
-        assert [h.record.id for h in res.hits] == [i]
-        res = await store.search("g", Query(meta=(MetaFilter("t t", "subset", (v, "x")),)))
-        assert [h.record.id for h in res.hits] == [i]
-    res = await store.search("g", Query(meta=(MetaFilter("n", "lte", -(2**63)),)))
-    assert [h.record.id for h in res.hits] == [0]
-    res = await store.search("g", Query(meta=(MetaFilter("n", "oneof", (-(2**63), -(2**63) + 2)),)))
-    assert [h.record.id for h in res.hits] == [0, 2]
 
 
 @pytest.mark.parametrize("sort,like,threshold", [
@@ -266,3 +240,16 @@ async def test_run_migration_opens_both_backends_from_config(tmp_path: Path) -> 
     await milvus.open()
     assert [(g.name, g.number) for g in await milvus.list_galleries()] == [("g", 30)]
     await milvus.close()
+
+
+async def test_galleries_of_the_earlier_layout_are_refused_but_can_be_dropped(store: MilvusStore) -> None:
+    """Catalog rows without a layout were written by sfapi versions with INT64 keys and nullable
+    fields: refused with a clear reason, and still droppable."""
+    await store.create_gallery("old", {"n": "int"})
+    info = json.loads(store._galleries.pop("old").info_json())
+    del info["layout"]
+    store.conn.call("test", "upsert", store.catalog, [store.conn.catalog_row("old", json.dumps(info))])
+    with pytest.raises(StorageError, match="earlier sfapi version"):
+        await store.search("old", Query())
+    await store.drop_gallery("old")
+    assert await store.list_galleries() == []
