@@ -52,9 +52,11 @@ bench: $(VENV)/.stamp-bench models data
 	$(PY) bench/accuracy.py
 	$(PY) bench/detect.py
 	$(PY) bench/search.py --milvus
+	$(PY) bench/search_milvus.py
 	$(PY) bench/router.py
 	$(PY) bench/worker.py
 	$(PY) bench/e2e.py
+	$(PY) bench/enrol.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
