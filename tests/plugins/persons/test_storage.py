@@ -75,6 +75,10 @@ async def test_same_behaviour_on_every_database(db) -> None:
     await repo.load()
     door = await repo.create({"name": "door", "image_retention_days": 3, "license": 3})
     hall = await repo.create({"name": "hall"})
+    # a partial update naming the license by either name replaces the stored one
+    door = await repo.update(door.id, {"license": 4}, partial=True)
+    assert door.settings.license_id == "4" and door.settings.image_retention_days == 3
+    door = await repo.update(door.id, {"license_id": "3"}, partial=True)
     again = sources_mod.SourceRepo(db)
     await again.load()
     assert again.by_name("door").settings.image_retention_days == 3 and \
