@@ -239,6 +239,11 @@ def _filters(shape: Shape) -> list[dict[str, Any]]:
     return list(out.values())
 
 
+def _pointer(path: str, method: str) -> str:
+    """An ``operationRef`` to ``method`` of ``path`` in this document."""
+    return "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
+
+
 def _paths(p: str, shape: Shape, max_limit: int, default_limit: int) -> dict[str, Any]:
     """The path items under prefix ``p`` in ``shape``."""
     entry = _ref("PersonsEntry" if shape == "reference" else "PersonsRichEntry")
@@ -274,7 +279,12 @@ def _paths(p: str, shape: Shape, max_limit: int, default_limit: int) -> dict[str
                     "count": {"type": "integer", "minimum": 0},
                     "results": {"type": "array", "items": _ref("PersonsSource")}}))})},
             "post": {"summary": "Create a source", "requestBody": source_in,
-                     "responses": _responses({"201": _json("created", _ref("PersonsSource"))},
+                     "responses": _responses({"201": {
+                         **_json("created", _ref("PersonsSource")),
+                         "links": {f"{m.title()}Source": {
+                             "operationRef": _pointer(f"{p}/sources/{{id}}", m),
+                             "parameters": {"id": "$response.body#/id"}}
+                             for m in ("get", "put", "patch", "delete")}}},
                                              body=True, _409=_err("the name is taken",
                                                                   "CONFLICT"))}},
         f"{p}/sources/{{id}}": {
