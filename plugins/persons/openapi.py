@@ -72,11 +72,13 @@ _SETTINGS: dict[str, Any] = {
         "auto_create_persons", "auto_create_check_blur", "auto_create_check_exposure",
         "auto_create_on_ha", "auto_create_on_junk", "auto_check_face_angle", "auto_check_liveness",
         "auto_create_liveness_only", "auto_identify_asm")},
-    "store_images_for_results": {"type": "array", "items": {"type": "string", "enum": list(RESULTS)}},
+    "store_images_for_results": {"type": "array",
+                                 "items": {"type": "string", "enum": list(RESULTS)}},
 }
 _LICENSE_IN = {"anyOf": [{"type": "integer", "minimum": 0, "maximum": _MAX_ID},
                          {"type": "string", "minLength": 1, "maxLength": 255}],
-               "nullable": True, "description": "a license id (license and license_id are one field)"}
+               "nullable": True,
+               "description": "a license id (license and license_id are one field)"}
 _NAME = {"type": "string", "minLength": 1, "maxLength": 255}
 _SETTINGS_IN = {**_SETTINGS, "license_id": _LICENSE_IN, "license": _LICENSE_IN}
 
@@ -179,7 +181,7 @@ _SFAPI_DOWN = _err("sfapi is unavailable: retry later", "SERVICE_UNAVAILABLE")
 
 def _responses(ok: dict[str, Any], *, not_found: bool = False, body: bool = False,
                sfapi: bool = False, bad: dict[str, Any] = _BAD,
-               **more: dict[str, Any]) -> dict[str, Any]:
+               conflict: dict[str, Any] | None = None) -> dict[str, Any]:
     out = {**ok, "400": bad, **_AUTH}
     if not_found:
         out["404"] = _NOT_FOUND
@@ -187,7 +189,8 @@ def _responses(ok: dict[str, Any], *, not_found: bool = False, body: bool = Fals
         out["413"] = _TOO_LARGE
     if sfapi:
         out["503"] = _SFAPI_DOWN
-    out.update({k.lstrip("_"): v for k, v in more.items()})
+    if conflict is not None:
+        out["409"] = conflict
     return out
 
 
@@ -285,7 +288,7 @@ def _paths(p: str, shape: Shape, max_limit: int, default_limit: int) -> dict[str
                              "operationRef": _pointer(f"{p}/sources/{{id}}", m),
                              "parameters": {"id": "$response.body#/id"}}
                              for m in ("get", "put", "patch", "delete")}}},
-                                             body=True, _409=_err("the name is taken",
+                                             body=True, conflict=_err("the name is taken",
                                                                   "CONFLICT"))}},
         f"{p}/sources/{{id}}": {
             "parameters": [_path("id", _ID_PATH)],
@@ -294,11 +297,11 @@ def _paths(p: str, shape: Shape, max_limit: int, default_limit: int) -> dict[str
             "put": {"summary": "Replace a source's name and settings (settings left out: "
                                "their defaults)", "requestBody": source_update,
                     "responses": _responses({"200": source}, not_found=True, body=True,
-                                            _409=_err("the name is taken", "CONFLICT"))},
+                                            conflict=_err("the name is taken", "CONFLICT"))},
             "patch": {"summary": "Change some of a source's settings (the others stay)",
                       "requestBody": source_update,
                       "responses": _responses({"200": source}, not_found=True, body=True,
-                                              _409=_err("the name is taken", "CONFLICT"))},
+                                              conflict=_err("the name is taken", "CONFLICT"))},
             "delete": {"summary": "Delete a source (its entries stay)",
                        "responses": _responses(deleted, not_found=True)}},
         f"{p}/thresholds": {
@@ -324,7 +327,7 @@ def _paths(p: str, shape: Shape, max_limit: int, default_limit: int) -> dict[str
                          {"201": _json("a new person and its entry (result new)", pick),
                           "200": _json("on_match=reinit: the matched person, re-initialised "
                                        "(entry result reinit)", pick)},
-                         body=True, sfapi=True, bad=upload_bad, _409=_json(
+                         body=True, sfapi=True, bad=upload_bad, conflict=_json(
                              "the face matches a person (on_match=refuse); nothing stored",
                              _ref("PersonsEnrolConflict")))}},
         f"{p}/persons/reinit": {

@@ -158,6 +158,7 @@ async def test_filters_at_their_documented_bounds(db) -> None:
                                 sex=1, date_from=first, date_to=far)
     assert await repo_e.list(f, 1000, big) == []
     assert await repo_e.list(f, 1, 0) == []
-    assert (await stats.aggregate(db, f, ["result", "source", "hour", "day_of_week"]))["stats"] == []
+    groups = ["result", "source", "hour", "day_of_week"]
+    assert (await stats.aggregate(db, f, groups))["stats"] == []
     with pytest.raises(Exception, match="not found"):
         await stats.person_stats(db, "abcdef01-" * 7 + "abcdef01")
