@@ -140,6 +140,8 @@ def plugin_routes(app: tornado.web.Application) -> dict[str, Any]:
             continue
         names = [f"p{i + 1}" for i in range(len(groups))]
         path = matcher._path % tuple("{" + n + "}" for n in names)
+        if path.endswith("/?"):  # an optional trailing slash: one route, described without it
+            path = path[:-2] or "/"
         params = [{"name": n, "in": "path", "required": True,
                    "schema": {"type": "string", "pattern": f"^(?:{g})$"}} for n, g in zip(names, groups)]
         item: dict[str, Any] = {}

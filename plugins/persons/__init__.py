@@ -95,9 +95,12 @@ class PersonsPlugin:
         self.retention.start()
 
     def openapi(self) -> dict[str, Any]:
-        """The API's OpenAPI fragment (facerouter merges it into its ``/openapi.json``)."""
+        """The API's OpenAPI fragment, both prefixes (facerouter merges it into its
+        ``/openapi.json``)."""
         from .openapi import fragment
-        return fragment(self.config.api_prefix)
+        cfg = self.config
+        return fragment(cfg.api_prefix, cfg.rich_api_prefix, max_limit=cfg.max_limit,
+                        default_limit=cfg.default_limit)
 
     def routes(self) -> list[tuple[str, type[tornado.web.RequestHandler], dict[str, Any]]]:
         """The API routes: under ``api_prefix`` in the reference's shapes, under

@@ -54,6 +54,8 @@ SEXES = {"male": 0, "female": 1}
 FILTER_PARAMS = ("pid", "result", "age_from", "age_to", "sex", "mood", "liveness", "sources_ids",
                  "spaces_ids", "date_from", "date_to")
 _MAX_ID = (1 << 63) - 1
+#: the largest source id the database can hold (``sources.id`` is a 32-bit INTEGER)
+_MAX_SOURCE_ID = (1 << 31) - 1
 
 
 @dataclass
@@ -137,8 +139,8 @@ class EntryFilter:
             out.append(sa.or_(*either))
         if self.liveness is not None:
             out.append(c.liveness.in_(self.liveness))
-        if self.sources_ids is not None:
-            out.append(c.source_id.in_(self.sources_ids))
+        if self.sources_ids is not None:  # ids past the column's range name no source
+            out.append(c.source_id.in_([s for s in self.sources_ids if s <= _MAX_SOURCE_ID]))
         if self.date_from is not None:
             out.append(c.ts_ms >= to_ms(self.date_from))
         if self.date_to is not None:

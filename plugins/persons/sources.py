@@ -256,6 +256,8 @@ class SourceRepo:
             body = dict(body)
             name = check_name(body.pop("name")) if "name" in body else old.name
             base = old.settings.model_dump() if partial else {}
+            if "license" in body or "license_id" in body:  # either name replaces the stored id
+                base.pop("license_id", None)
             settings = _settings({**base, **body})
             if name != old.name and name in self._by_name:
                 raise Conflict(f"a source named {name!r} exists", param="name", value=name)

@@ -75,6 +75,10 @@ async def test_same_behaviour_on_every_database(db) -> None:
     await repo.load()
     door = await repo.create({"name": "door", "image_retention_days": 3, "license": 3})
     hall = await repo.create({"name": "hall"})
+    # a partial update naming the license by either name replaces the stored one
+    door = await repo.update(door.id, {"license": 4}, partial=True)
+    assert door.settings.license_id == "4" and door.settings.image_retention_days == 3
+    door = await repo.update(door.id, {"license_id": "3"}, partial=True)
     again = sources_mod.SourceRepo(db)
     await again.load()
     assert again.by_name("door").settings.image_retention_days == 3 and \
@@ -140,3 +144,21 @@ async def test_plugin_on_postgres(start_persons, db) -> None:
     assert [e["result"] for e in page["results"]] == ["exact"]
     status, agg = await env.api("GET", "/entries/stats?group_by=result,hour")
     assert sorted(row[0] for row in agg["stats"]) == ["exact", "new"]
+
+
+async def test_filters_at_their_documented_bounds(db) -> None:
+    """Every filter value the API accepts (ids up to 2^63-1, ages, far dates) is a valid query on
+    every database: an empty answer, never a database error (a 500)."""
+    storage, sources_mod, entries_mod, stats, thresholds_mod, config = _load()
+    repo_e = entries_mod.EntryRepo(db)
+    big = (1 << 63) - 1
+    far = datetime.datetime(9999, 12, 31, 23, 59, tzinfo=datetime.timezone.utc)
+    first = datetime.datetime(1, 1, 1, tzinfo=datetime.timezone.utc)
+    f = entries_mod.EntryFilter(sources_ids=[0, big], id_lt=big, id_gte=0, age_from=200,
+                                sex=1, date_from=first, date_to=far)
+    assert await repo_e.list(f, 1000, big) == []
+    assert await repo_e.list(f, 1, 0) == []
+    groups = ["result", "source", "hour", "day_of_week"]
+    assert (await stats.aggregate(db, f, groups))["stats"] == []
+    with pytest.raises(Exception, match="not found"):
+        await stats.person_stats(db, "abcdef01-" * 7 + "abcdef01")
