@@ -50,6 +50,8 @@ def overrides(fields: dict[str, str]) -> Overrides:
 class PersonsHandler(ApiHandler):
     """``{prefix}/persons``."""
 
+    auth_roles = {"GET": "read", "POST": "operator"}  # enrolment is the operator's
+
     async def get(self) -> None:
         q = self.query(("limit", "offset"))
         limit, offset = self.page(q)
@@ -84,6 +86,8 @@ class PersonHandler(ApiHandler):
 
 class ReinitPhotoHandler(ApiHandler):
     """``{prefix}/persons/{pid}/reinit``: from an uploaded photo."""
+
+    auth_roles = {"POST": "operator"}
 
     async def post(self, pid: str) -> None:
         self.query(())
