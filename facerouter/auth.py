@@ -59,8 +59,8 @@ class AuthApplication(tornado.web.Application):
         key = "GET" if method == "HEAD" else method
         roles = getattr(cls, "auth_roles", None) or {}
         need = ROUTER.get((key, request.path)) or roles.get(key) or default_role(method)
-        route = _route(request.path, delegate.path_args or list((delegate.path_kwargs or {}).values()))
-        info = _AuditInfo(route, object_id(delegate.path_args or delegate.path_kwargs or []))
+        args = [_text(a) for a in (delegate.path_args or list((delegate.path_kwargs or {}).values()))]
+        info = _AuditInfo(_route(request.path, args), object_id(args))
         request.facestack_audit = info  # type: ignore[attr-defined]
         try:
             info.who = self.authenticator.authorize(method, request.path,
@@ -68,6 +68,7 @@ class AuthApplication(tornado.web.Application):
         except AuthError as exc:
             log.warning("%s %s -> %s: %s", request.method, request.path, exc.status, exc.reason)
             info.detail = exc.reason
+            info.who = exc.who
             return self.get_handler_delegate(request, _Refused, {"error": exc})
         allow = allowed_methods(cls)
         if cls is not NotFound and request.method not in allow:
@@ -99,6 +100,12 @@ def principal(handler: tornado.web.RequestHandler) -> Principal | None:
     """The token holder of ``handler``'s request (None when auth is off)."""
     info = getattr(handler.request, "facestack_audit", None)
     return info.who if info is not None else None
+
+
+def _text(arg: bytes | str | None) -> str:
+    if isinstance(arg, bytes):
+        return arg.decode("utf-8", "replace")
+    return arg or ""
 
 
 def _route(path: str, args: list[str]) -> str:

@@ -103,11 +103,13 @@ class AuthConfig(StrictModel):
 class AuthError(Exception):
     """Refused: ``status`` is 401 (no, unknown or expired token) or 403 (the role does not grant it)."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, who: "Principal | None" = None) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
         self.code = "UNAUTHORIZED" if status == 401 else "FORBIDDEN"
+        #: the token's holder when the token is known (expired, or its role is short)
+        self.who = who
 
 
 class AuthSetupError(Exception):
@@ -215,10 +217,10 @@ class Authenticator:
         if found is None:
             raise AuthError(401, "unknown API token")
         if found.expires is not None and time.time() >= found.expires:
-            raise AuthError(401, f"token {found.name!r} expired")
+            raise AuthError(401, f"token {found.name!r} expired", Principal(found.name, found.role))
         if need not in GRANTS.get(found.role, frozenset()):
             raise AuthError(403, f"token {found.name!r} has role {found.role}; "
-                                 f"{method} {path} needs {need}")
+                                 f"{method} {path} needs {need}", Principal(found.name, found.role))
         return Principal(found.name, found.role)
 
     def check(self, method: str, path: str, authorization: str | None,

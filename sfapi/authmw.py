@@ -40,7 +40,7 @@ def auth_middleware(auth: Authenticator, table: Table, auditor: Auditor,
         except AuthError as exc:  # the reason names the token holder, never the token
             log.warning("%s %s -> %s: %s", request.method, request.path, exc.status, exc.reason)
             if write:
-                auditor.record(None, request.method, route or request.path, request.path, obj,
+                auditor.record(exc.who, request.method, route or request.path, request.path, obj,
                                exc.status, exc.reason)
             return web.json_response(error_body(exc), status=exc.status)
         request[PRINCIPAL_KEY] = who

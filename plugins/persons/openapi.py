@@ -21,7 +21,7 @@ def _err(description: str) -> dict[str, Any]:
 
 
 _COMMON = {"400": _err("a bad parameter (param names it)"), "401": _err("no valid API token"),
-           "403": _err("a read-only token on a write"),
+           "403": _err("the token's role does not grant this route"),
            "503": _err("sfapi or the database is unavailable")}
 
 
@@ -74,6 +74,29 @@ _SCHEMAS: dict[str, Any] = {
                          "created": _TIME, "face_size": {"type": "number", "nullable": True},
                          "bbox": {"nullable": True}, "cam_id": _NULLABLE_STR,
                          "images": {"type": "object", "additionalProperties": _NULLABLE_STR}}},
+    "PersonsToken": {"type": "object", "required": ["name", "role", "state", "created_ms"],
+                     "properties": {"name": {"type": "string"}, "role": {"type": "string"},
+                                    "state": {"type": "string", "enum": ["active", "expired", "revoked"]},
+                                    "created_ms": {"type": "integer"},
+                                    "expires_ms": {"type": "integer", "nullable": True},
+                                    "revoked_ms": {"type": "integer", "nullable": True},
+                                    "sha256_prefix": {"type": "string"},
+                                    "token": {"type": "string", "description": "the secret, only "
+                                              "in the answer to POST (shown once)"}}},
+    "PersonsTokenIn": {"type": "object", "required": ["name"], "additionalProperties": False,
+                       "properties": {"name": {"type": "string", "pattern": "^[A-Za-z0-9_.@:-]{1,128}$"},
+                                      "role": {"type": "string", "enum": ["read", "ingest", "operator",
+                                                                          "admin", "write"]},
+                                      "expires_in_s": {"type": "number", "exclusiveMinimum": True,
+                                                       "minimum": 0}}},
+    "PersonsAudit": {"type": "object", "required": ["id", "ts_ms", "time", "service", "token", "role",
+                                                    "method", "route", "path", "status"],
+                     "properties": {"id": {"type": "integer"}, "ts_ms": {"type": "integer"},
+                                    "time": _TIME, "service": {"type": "string"},
+                                    "token": {"type": "string"}, "role": {"type": "string"},
+                                    "method": {"type": "string"}, "route": {"type": "string"},
+                                    "path": {"type": "string"}, "object_id": _NULLABLE_STR,
+                                    "status": {"type": "integer"}, "detail": _NULLABLE_STR}},
     "PersonsUpload": {"type": "object", "required": ["image", "source"],
                       "properties": {"image": {"type": "string", "format": "binary"},
                                      "source": {"type": "string",
@@ -189,5 +212,36 @@ def fragment(prefix: str) -> dict[str, Any]:
                 {"200": _json("the entry", _ref("PersonsEntry"))}, not_found=True)},
             "delete": {"summary": "Delete an entry and its images", "responses": _responses(
                 {"204": {"description": "deleted"}}, not_found=True)}},
+    }
+    admin_only = {"403": _err("the token is not an admin's")}
+    paths |= {
+        f"{p}/tokens": {
+            "get": {"summary": "API tokens (admin; never their secrets)", "responses": _responses(
+                {"200": _json("the tokens", {"type": "object", "required": ["results"], "properties": {
+                    "results": {"type": "array", "items": _ref("PersonsToken")}}})}) | admin_only},
+            "post": {"summary": "Create a token (admin); its secret is in this answer only",
+                     "requestBody": {"required": True, "content": {"application/json": {
+                         "schema": _ref("PersonsTokenIn")}}},
+                     "responses": _responses({"201": _json("the token and its secret",
+                                                           _ref("PersonsToken"))},
+                                             conflict=True, too_large=True) | admin_only}},
+        f"{p}/tokens/{{name}}": {
+            "parameters": [_path("name")],
+            "delete": {"summary": "Revoke a token (admin)", "responses": _responses(
+                {"200": _json("the revoked token", _ref("PersonsToken"))}, not_found=True) | admin_only}},
+        f"{p}/audit": {"get": {
+            "summary": "The audit log (admin), oldest first",
+            "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
+                           for n in ("token", "method", "route", "object_id", "service", "since",
+                                     "until")] + [
+                {"name": "status", "in": "query", "schema": {"type": "integer", "minimum": 100,
+                                                             "maximum": 599}},
+                {"name": "after_id", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                            "maximum": 1000}}],
+            "responses": _responses({"200": _json("records", {
+                "type": "object", "required": ["results", "next_after_id"], "properties": {
+                    "results": {"type": "array", "items": _ref("PersonsAudit")},
+                    "next_after_id": {"type": "integer", "nullable": True}}})}) | admin_only}},
     }
     return {"paths": paths, "components": {"schemas": dict(_SCHEMAS)}}

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-__all__ = ["metadata", "sources", "persons", "entries", "settings", "Database", "SCHEMA_VERSION"]
+__all__ = ["metadata", "sources", "persons", "entries", "settings", "tokens", "audit", "Database", "SCHEMA_VERSION"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,34 @@ entries = sa.Table(
     sa.Index("ix_persons_entries_source_ts", "source_id", "ts_ms"),
     sa.Index("ix_persons_entries_ts", "ts_ms"),
     sa.Index("ix_persons_entries_result", "result", "id"),
+)
+
+#: API tokens (``facestack token``): only the SHA-256 of each secret is kept
+tokens = sa.Table(
+    "persons_tokens", metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("expires_ms", sa.BigInteger, nullable=True),
+    sa.Column("revoked_ms", sa.BigInteger, nullable=True),
+)
+
+#: the audit log (:mod:`sfapi.audit`): rows are only ever inserted
+audit = sa.Table(
+    "persons_audit", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ts_ms", sa.BigInteger, nullable=False),
+    sa.Column("service", sa.String(32), nullable=False),
+    sa.Column("token", sa.String(128), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("route", sa.String(512), nullable=False),
+    sa.Column("path", sa.String(1024), nullable=False),
+    sa.Column("object_id", sa.String(256), nullable=True),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("detail", sa.String(1024), nullable=True),
+    sa.Index("ix_persons_audit_ts", "ts_ms"),
 )
 
 settings = sa.Table(
