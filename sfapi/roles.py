@@ -21,6 +21,7 @@ SFAPI: Table = {
     # detection and comparison compute and cache; they change no stored face
     ("POST", "/v2/detect"): "operator",
     ("GET", "/v2/detect/{id}"): "read",
+    ("POST", "/v2/detect/erase"): "admin",  # erasure of a person
     ("POST", "/v2/verify"): "operator",
     ("GET", "/v2/verify"): "operator",
     ("GET", "/v2/galleries"): "read",

@@ -79,7 +79,14 @@ class PersonHandler(ApiHandler):
         self.send(self.plugin.persons.to_json(row))
 
     async def delete(self, pid: str) -> None:
-        self.query(())
+        q = self.query(("erase",))
+        if q.bool("erase"):  # everything of the person, with a report (plugins/persons/erasure.py)
+            from .erasure import erase_person
+            report = await erase_person(self.plugin, self.pid_arg(pid))
+            self.audit_detail = (f"erased: {report['entries']} entries, {report['images']} images, "
+                                 f"archive {report['archive_faces']}")
+            self.send(report)
+            return
         await self.plugin.persons.delete(self.pid_arg(pid))
         self.no_content()
 

@@ -183,8 +183,14 @@ def fragment(prefix: str) -> dict[str, Any]:
             "parameters": [_path("pid")],
             "get": {"summary": "One person", "responses": _responses(
                 {"200": _json("the person", _ref("PersonsPerson"))}, not_found=True)},
-            "delete": {"summary": "Delete a person", "responses": _responses(
-                {"204": {"description": "deleted"}}, not_found=True)}},
+            "delete": {"summary": "Delete a person; with erase=true (admin) everything of them, "
+                                  "with a report",
+                       "parameters": [{"name": "erase", "in": "query", "schema": {"type": "boolean"}}],
+                       "responses": _responses(
+                {"204": {"description": "deleted"},
+                 "200": _json("erased: the report", {"type": "object", "required": [
+                     "pid", "entries", "images", "archive_faces", "backups_still_holding"]})},
+                not_found=True)}},
         f"{p}/entries": {"get": {
             "summary": "Entries (filters as query parameters)",
             "parameters": _page_params("id__lt", "id__gte", "result", "pid", "source", "date_from",

@@ -15,7 +15,7 @@ from sfapi.engines.runtime import create_runtime
 from sfapi.models.pack import check_pack, ensure_pack
 from sfapi.errors import ModelPackError
 from sfapi.gallery.factory import create_backend
-from sfapi.server import detect, galleries, meta
+from sfapi.server import detect, erase, galleries, meta
 from sfapi.server.cache import create_cache
 from sfapi.server.metrics import SfapiMetrics
 from sfapi.server.middleware import make_middlewares
@@ -44,6 +44,7 @@ def create_app(cfg: SfapiConfig, analyzer: FaceAnalyzer | None = None) -> web.Ap
     app = web.Application(middlewares=make_middlewares(metrics, auth),
                           client_max_size=cfg.limits.max_image_bytes + 64 * 1024)
     app.router.add_post("/v2/detect", detect.detect)
+    app.router.add_post("/v2/detect/erase", erase.erase_detections)
     app.router.add_get("/v2/detect/{id}", detect.get_detection)
     app.router.add_post("/v2/verify", detect.verify)
     app.router.add_get("/v2/verify", detect.verify)

@@ -84,6 +84,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 
 def build_spec(version: str) -> dict[str, Any]:
+    from sfapi.server.erase import paths as erase_paths
     detect_params = [
         _flag("facen", "extract the face vector and cache the detection under an id"),
         _flag("gender", "estimate gender"), _flag("age", "estimate age"), _flag("emotions", "estimate emotions"),
@@ -130,7 +131,7 @@ def build_spec(version: str) -> dict[str, Any]:
     return {"openapi": "3.1.0", "info": {"title": "sfapi", "version": version,
                                          "description": "Face detection, face vectors (facen), gender, age, emotions. "
                                                         "Every response carries X-Request-Id."},
-            "paths": {**paths, **gallery_paths()}, "components": {"schemas": {**_SCHEMAS, **_GALLERY_SCHEMAS}}}
+            "paths": {**paths, **gallery_paths(), **erase_paths()}, "components": {"schemas": {**_SCHEMAS, **_GALLERY_SCHEMAS}}}
 
 
 _GALLERY_SCHEMAS: dict[str, Any] = {
