@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         from sfapi.server.app import create_app
 
         web.run_app(create_app(cfg), host=cfg.host, port=cfg.port, print=None,
+                    ssl_context=cfg.tls.context(),
                     access_log=logging.getLogger("sfapi.access"))
         return 0
     except ConfigError as exc:

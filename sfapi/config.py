@@ -8,6 +8,7 @@ import platformdirs
 from pydantic import Field, model_validator
 
 from sfapi.auth import AuthConfig
+from sfapi.tls import ServerTls
 from sfapi.configfile import StrictModel
 
 DEFAULT_PORT = 18411
@@ -172,3 +173,5 @@ class SfapiConfig(StrictModel):
     cache: CacheConfig = CacheConfig()
     gallery: GalleryConfig = GalleryConfig()
     auth: AuthConfig = AuthConfig()
+    #: HTTPS (cert + key) and mutual TLS (client_ca): sfapi.tls
+    tls: ServerTls = ServerTls()
