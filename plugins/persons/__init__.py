@@ -80,7 +80,8 @@ class PersonsPlugin:
         self.audit = AuditRepo(self.db)
         self.token_refresher: TokenRefresher | None = None
         self.retention = RetentionJob(self.images, self.entries, self.sources,
-                                      cfg.image_retention_days, cfg.retention_interval_s)
+                                      cfg.image_retention_days, cfg.retention_interval_s,
+                                      cfg.entry_retention_days)
 
     async def start(self) -> None:
         """Open the database, load sources and thresholds, create the gallery, start retention."""

@@ -114,6 +114,9 @@ class PersonsConfig(BaseModel):
     gates: GatesConfig = GatesConfig()
     #: days entry images are kept when the source's ``license`` does not say (0: forever)
     image_retention_days: int = Field(30, ge=0)
+    #: days entries (with their images) are kept when the source's ``entry_retention_days`` does
+    #: not say (0: forever)
+    entry_retention_days: int = Field(0, ge=0)
     #: how often the retention job runs
     retention_interval_s: float = Field(3600.0, gt=0)
     #: JPEG parts kept for the results a source lists in store_images_for_results
