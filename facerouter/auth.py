@@ -20,7 +20,7 @@ import tornado.web
 from facerouter.edge import MethodNotAllowed, NotFound, TooLarge, allowed_methods
 from sfapi.audit import Auditor, is_write, object_id
 from sfapi.auth import Authenticator, AuthError, Principal, default_role
-from sfapi.roles import ROUTER
+from sfapi.roles import QUIET, ROUTER
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,8 @@ class AuthApplication(tornado.web.Application):
         request = handler.request
         info = getattr(request, "facestack_audit", None)
         if info is None or not is_write(request.method or "GET"):
+            return
+        if (request.method, request.path) in QUIET and handler.get_status() not in (401, 403):
             return
         detail = getattr(handler, "audit_detail", None) or info.detail
         self.auditor.record(info.who, request.method or "", info.route, request.path, info.obj,

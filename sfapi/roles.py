@@ -57,6 +57,16 @@ ROUTER: Table = {
 }
 
 
+#: routes that compute or take in data at camera rate rather than change what is stored: audited
+#: only when refused (401/403), so the audit log stays a record of decisions, not of traffic
+QUIET: frozenset[tuple[str, str]] = frozenset({
+    ("POST", "/v0/frame"),
+    ("POST", "/v2/detect"),
+    ("POST", "/v2/verify"),
+    ("POST", "/v2/galleries/{name}/faces/search"),
+})
+
+
 def role_of(table: Table, method: str, canonical: str | None) -> str:
     """The role ``method`` on the route ``canonical`` needs (HEAD as GET)."""
     m = "GET" if method.upper() == "HEAD" else method.upper()

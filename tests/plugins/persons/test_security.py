@@ -95,7 +95,8 @@ async def test_audit_log_records_every_write(start_persons, caplog) -> None:
     pid = person["pid"]
     assert (await env.api("DELETE", f"/persons/{pid}", headers=h(OPERATOR)))[0] == 403
     assert (await env.api("DELETE", f"/persons/{pid}", headers=h(ADMIN)))[0] == 204
-    assert await frame(env, INGEST) == 200
+    assert await frame(env, INGEST) == 200  # frames are traffic: audited only when refused
+    assert await frame(env, READ) == 403
     status, body = await env.api("GET", "/audit", headers=h(ADMIN))
     assert status == 200, body
     got = [(r["token"], r["method"], r["route"], r["object_id"], r["status"]) for r in body["results"]]
@@ -104,7 +105,7 @@ async def test_audit_log_records_every_write(start_persons, caplog) -> None:
         ("desk", "POST", f"{PREFIX}/persons", None, 201),
         ("desk", "DELETE", f"{PREFIX}/persons/{{id}}", pid, 403),
         ("root", "DELETE", f"{PREFIX}/persons/{{id}}", pid, 204),
-        ("camera-1", "POST", "/v0/frame", None, 200),
+        ("dashboard", "POST", "/v0/frame", None, 403),
     ]
     assert all(r["service"] == "facerouter" and r["time"].endswith("Z") for r in body["results"])
     # filters
@@ -122,7 +123,7 @@ async def test_audit_log_records_every_write(start_persons, caplog) -> None:
         assert (await env.api(method, "/audit", headers=h(ADMIN)))[0] == 405
     # and each record is a JSON log line too
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "facestack.audit"]
-    assert {(r["token"], r["status"]) for r in lines} >= {("desk", 403), ("root", 204), ("camera-1", 200)}
+    assert {(r["token"], r["status"]) for r in lines} >= {("desk", 403), ("root", 204), ("dashboard", 403)}
 
 
 async def test_database_tokens_api_and_cli(start_persons, tmp_path, capsys) -> None:
