@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from sfapi.auth import AuthConfig
 from sfapi.tls import ServerTls
+from sfapi.audit_store import AuditStoreConfig
 from sfapi.configfile import StrictModel
 
 DEFAULT_PORT = 18411
@@ -175,3 +176,5 @@ class SfapiConfig(StrictModel):
     auth: AuthConfig = AuthConfig()
     #: HTTPS (cert + key) and mutual TLS (client_ca): sfapi.tls
     tls: ServerTls = ServerTls()
+    #: audit records also stored in a database (the persons database): sfapi.audit_store
+    audit: AuditStoreConfig = AuditStoreConfig()

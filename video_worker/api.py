@@ -33,6 +33,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sfapi import safejson
 from sfapi.audit import Auditor
 from sfapi.auth import Authenticator
+from sfapi.audit_store import attach as attach_audit_store
 from sfapi.authmw import auth_middleware
 from sfapi.roles import VIDEO_WORKER
 from video_worker.config import job_from_api
@@ -142,11 +143,13 @@ async def metrics(request: web.Request) -> web.Response:
 def build_app(worker: "Worker", auth: Authenticator | None = None) -> web.Application:
     """The aiohttp application of ``worker``; ``auth`` checks API tokens (None: no check)."""
     middlewares: list[Callable[..., Awaitable[web.StreamResponse]]] = [_errors]
+    auditor = Auditor("video_worker")
     if auth is not None:  # the route's role (sfapi.roles.VIDEO_WORKER), and every write audited
-        middlewares.insert(0, auth_middleware(auth, VIDEO_WORKER, Auditor("video_worker"),
+        middlewares.insert(0, auth_middleware(auth, VIDEO_WORKER, auditor,
                                               lambda exc: {"code": exc.code, "desc": exc.reason}))
     app = web.Application(middlewares=middlewares, client_max_size=1024 * 1024)
     app[WORKER_KEY] = worker
+    attach_audit_store(app, auditor, worker.cfg.audit)
     app.router.add_post("/job/{id}", put_job)
     app.router.add_get("/jobs", list_jobs)
     app.router.add_get("/job/{id}", get_job)

@@ -18,11 +18,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sfapi.audit import AuditRecord
+from sfapi.audit_store import AuditWriter
 from sfapi.auth import ROLES, Authenticator, StoredToken, canonical_role, digest
 
 from .errors import BadParam, Conflict, NotFound
-from .storage import Database, audit, tokens
+from .storage import Database, tokens
 
 __all__ = ["TokenRepo", "TokenRefresher", "AuditRepo", "new_secret"]
 
@@ -133,69 +133,5 @@ class TokenRefresher:
 AUDIT_FILTERS = ("token", "method", "route", "object_id", "status", "service")
 
 
-class AuditRepo:
-    """Appends the router's audit records (a queue, written in order) and answers queries."""
-
-    def __init__(self, db: Database, queue_size: int = 10000) -> None:
-        self.db = db
-        self.queue: asyncio.Queue[AuditRecord] = asyncio.Queue(queue_size)
-        self.lost = 0
-        self._task: asyncio.Task[None] | None = None
-
-    def sink(self, rec: AuditRecord) -> None:
-        """The :class:`sfapi.audit.Auditor` sink (sync, on the event loop)."""
-        try:
-            self.queue.put_nowait(rec)
-        except asyncio.QueueFull:
-            self.lost += 1
-            log.error("persons: audit queue full; record of %s %s kept in the log only", rec.method, rec.path)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._writer(), name="persons-audit")
-
-    async def _writer(self) -> None:
-        while True:
-            batch = [await self.queue.get()]
-            while not self.queue.empty() and len(batch) < 500:
-                batch.append(self.queue.get_nowait())
-            try:
-                async with self.db.begin() as conn:
-                    await conn.execute(audit.insert(), [
-                        {k: v for k, v in r.__dict__.items()} for r in batch])
-            except Exception:  # noqa: BLE001 - the JSON log line still has them
-                self.lost += len(batch)
-                log.exception("persons: %d audit record(s) not stored", len(batch))
-            finally:
-                for _ in batch:
-                    self.queue.task_done()
-
-    async def flush(self) -> None:
-        """Wait until every queued record is stored."""
-        if self._task is not None:
-            await self.queue.join()
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(self.queue.join(), 5)
-            except TimeoutError:
-                log.warning("persons: %d audit record(s) not stored at shutdown", self.queue.qsize())
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def query(self, filters: dict[str, Any], since_ms: int | None, until_ms: int | None,
-                    after_id: int | None, limit: int) -> list[dict[str, Any]]:
-        """Records, oldest first, matching every filter (keyset paging by ``after_id``)."""
-        await self.flush()
-        q = sa.select(audit).order_by(audit.c.id).limit(limit)
-        for key, value in filters.items():
-            q = q.where(audit.c[key] == value)
-        if since_ms is not None:
-            q = q.where(audit.c.ts_ms >= since_ms)
-        if until_ms is not None:
-            q = q.where(audit.c.ts_ms < until_ms)
-        if after_id is not None:
-            q = q.where(audit.c.id > after_id)
-        async with self.db.connect() as conn:
-            rows = (await conn.execute(q)).all()
-        return [dict(r._mapping) for r in rows]
+class AuditRepo(AuditWriter):
+    """The router's audit records in the persons database (:class:`sfapi.audit_store.AuditWriter`)."""

@@ -16,6 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from sfapi.audit_store import audit as _audit_table
+
 __all__ = ["metadata", "sources", "persons", "entries", "settings", "tokens", "audit", "Database", "SCHEMA_VERSION"]
 
 log = logging.getLogger(__name__)
@@ -80,22 +82,8 @@ tokens = sa.Table(
     sa.Column("revoked_ms", sa.BigInteger, nullable=True),
 )
 
-#: the audit log (:mod:`sfapi.audit`): rows are only ever inserted
-audit = sa.Table(
-    "persons_audit", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("ts_ms", sa.BigInteger, nullable=False),
-    sa.Column("service", sa.String(32), nullable=False),
-    sa.Column("token", sa.String(128), nullable=False),
-    sa.Column("role", sa.String(16), nullable=False),
-    sa.Column("method", sa.String(8), nullable=False),
-    sa.Column("route", sa.String(512), nullable=False),
-    sa.Column("path", sa.String(1024), nullable=False),
-    sa.Column("object_id", sa.String(256), nullable=True),
-    sa.Column("status", sa.Integer, nullable=False),
-    sa.Column("detail", sa.String(1024), nullable=True),
-    sa.Index("ix_persons_audit_ts", "ts_ms"),
-)
+#: the audit log (:mod:`sfapi.audit_store`; sfapi and the video worker may write here too)
+audit = _audit_table.to_metadata(metadata)
 
 settings = sa.Table(
     "persons_settings", metadata,

@@ -9,6 +9,8 @@ import aiohttp
 from aiohttp import web
 
 from sfapi.config import SfapiConfig
+from sfapi.audit import Auditor
+from sfapi.audit_store import attach as attach_audit_store
 from sfapi.auth import Authenticator
 from sfapi.engines.analyzer import FaceAnalyzer
 from sfapi.engines.runtime import create_runtime
@@ -41,7 +43,8 @@ def create_app(cfg: SfapiConfig, analyzer: FaceAnalyzer | None = None) -> web.Ap
     """Build the app. ``analyzer`` may be shared (tests start several apps on one loaded pack)."""
     metrics = SfapiMetrics()
     auth = Authenticator.from_config(cfg.auth, cfg.host, "sfapi")
-    app = web.Application(middlewares=make_middlewares(metrics, auth),
+    auditor = Auditor("sfapi")
+    app = web.Application(middlewares=make_middlewares(metrics, auth, auditor),
                           client_max_size=cfg.limits.max_image_bytes + 64 * 1024)
     app.router.add_post("/v2/detect", detect.detect)
     app.router.add_post("/v2/detect/erase", erase.erase_detections)
@@ -75,4 +78,5 @@ def create_app(cfg: SfapiConfig, analyzer: FaceAnalyzer | None = None) -> web.Ap
                 an.close()
 
     app.cleanup_ctx.append(lifecycle)
+    attach_audit_store(app, auditor, cfg.audit)
     return app

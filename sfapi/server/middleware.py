@@ -87,7 +87,7 @@ def make_middlewares(metrics: SfapiMetrics, auth: Authenticator,
             metrics.requests.labels(route, str(status)).inc()
             metrics.latency.labels(route).observe(time.perf_counter() - started)
 
-    authenticate = auth_middleware(auth, SFAPI, auditor or Auditor("sfapi"),
+    authenticate = auth_middleware(auth, SFAPI, auditor if auditor is not None else Auditor("sfapi"),
                                    lambda exc: {"code": exc.code, "reason": exc.reason})
 
     return [request_id, measure, authenticate, errors]

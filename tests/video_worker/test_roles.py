@@ -2,6 +2,8 @@
 cameras (jobs) are the admin's; a camera's ingest token cannot touch them."""
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from typing import Any
 
 from sfapi.auth import GRANTS
@@ -14,7 +16,9 @@ AUTH = {"required": "always",
 
 
 async def test_every_route_checks_its_role(start_worker, tmp_path, router, people_clip) -> None:
-    worker = await start_worker(worker_config(tmp_path, router.url, auth=AUTH))
+    db = tmp_path / "audit.db"
+    worker = await start_worker(worker_config(tmp_path, router.url, auth=AUTH,
+                                              audit={"database_url": f"sqlite+aiosqlite:///{db}"}))
     for (method, route), need in sorted(VIDEO_WORKER.items()):
         path = route.replace("{id}", "nojob")
         for role, token in TOKENS.items():
@@ -28,3 +32,14 @@ async def test_every_route_checks_its_role(start_worker, tmp_path, router, peopl
             assert (await api(worker, method, path))[0] == 401
     status, jobs = await api(worker, "GET", "/jobs", headers={"Authorization": f"Bearer {TOKENS['read']}"})
     assert status == 200 and "nojob" not in str(jobs)  # the policy refused the admin's job
+    # every write, refused or not, is in the audit table (written in the background)
+    rows: list = []
+    for _ in range(100):
+        with sqlite3.connect(db) as conn:
+            rows = conn.execute("SELECT service, token, method, route, status FROM persons_audit").fetchall()
+        if len(rows) >= 15:
+            break
+        await asyncio.sleep(0.05)
+    assert ("video_worker", "read-holder", "DELETE", "/job/{id}", 403) in rows
+    assert ("video_worker", "admin-holder", "POST", "/job/{id}", 400) in rows
+    assert ("video_worker", "anonymous", "POST", "/job/{id}/restart", 401) in rows

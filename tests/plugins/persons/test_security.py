@@ -178,3 +178,29 @@ async def test_database_tokens_api_and_cli(start_persons, tmp_path, capsys) -> N
     status, body = await env.api("GET", "/audit?route=" + PREFIX + "/tokens", headers=h(ADMIN))
     assert [r["detail"] for r in body["results"] if r["status"] == 201] == ["created ingest token 'cam-2'"]
     assert secret not in json.dumps(body)
+
+
+async def test_sfapi_writes_into_the_shared_audit_log(start_server, start_persons, tmp_path) -> None:
+    """sfapi configured with the persons database: its writes (the router's enrolment calls among
+    them) are in ``GET /audit`` beside the router's own."""
+    db_url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+    sf = await start_server({"auth": {"required": "always", "tokens": [
+        {"token": ADMIN, "role": "admin", "name": "the-router"}]}, "audit": {"database_url": db_url}})
+    env = await start_persons({"database_url": db_url}, sf=sf,
+                              router={"auth": AUTH, "sfapi_token": ADMIN})
+    assert (await env.api("POST", "/sources", json={"name": "door"}, headers=h(ADMIN)))[0] == 201
+    status, person = await upload(env, OPERATOR)
+    assert status == 201, person
+    status, _, _ = await env.sf.call("DELETE", "/v2/galleries/nope")  # no token: refused, audited
+    assert status == 401
+    for _ in range(100):  # sfapi's writer inserts in the background
+        status, body = await env.api("GET", "/audit?service=sfapi", headers=h(ADMIN))
+        if any(r["status"] == 401 for r in body["results"]):
+            break
+        await asyncio.sleep(0.05)
+    got = {(r["token"], r["method"], r["route"], r["status"]) for r in body["results"]}
+    assert ("the-router", "POST", "/v2/galleries/{name}/faces/{id}", 200) in got
+    assert ("anonymous", "DELETE", "/v2/galleries/{name}", 401) in got
+    assert not any(r["route"] == "/v2/detect" for r in body["results"])  # traffic: not audited
+    status, body = await env.api("GET", "/audit?service=facerouter", headers=h(ADMIN))
+    assert [r["route"] for r in body["results"]] == [f"{PREFIX}/sources", f"{PREFIX}/persons"]
