@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -110,8 +111,8 @@ async def _erase_cached(plugin: "PersonsPlugin", face: FaceId, threshold: float)
 
 
 def backups_holding(dirs: list[str], since_ms: int) -> list[dict[str, Any]]:
-    """Backups under ``dirs`` (folders with a ``manifest.json``) made after ``since_ms``: they
-    may hold the person (an older one cannot)."""
+    """Backups under ``dirs`` (folders with a ``manifest.json``) made since ``since_ms`` (or with
+    no readable time): they may hold the person (an older one cannot)."""
     out: list[dict[str, Any]] = []
     for d in dirs:
         root = Path(d)
@@ -123,12 +124,12 @@ def backups_holding(dirs: list[str], since_ms: int) -> list[dict[str, Any]]:
                 created = str(meta.get("created", ""))
             except (OSError, ValueError):
                 continue
-            from datetime import datetime
             try:
                 made_ms = int(datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp() * 1000)
             except ValueError:
                 made_ms = None
-            if made_ms is None or made_ms >= since_ms:
+            # manifests give whole seconds: one made in the second of the enrolment may hold it
+            if made_ms is None or made_ms >= since_ms - since_ms % 1000:
                 out.append({"path": str(manifest.parent), "created": created,
                             "tool": meta.get("tool")})
     return out

@@ -77,3 +77,20 @@ async def test_erase_refuses_bad_input(start_persons) -> None:
     assert status == 404
     status, body, _ = await env.sf.call("POST", "/v2/detect/erase", data=b"{")
     assert status == 400
+
+
+def test_backups_holding_the_person(tmp_path: Path) -> None:
+    """A backup from before the enrolment's second cannot hold the person; one from that second on
+    may (manifests give whole seconds); a folder without a manifest is no backup."""
+    import json
+
+    from plugins.persons.erasure import backups_holding
+
+    for name, created in (("old", "2026-01-01T10:00:00+00:00"), ("same", "2026-01-01T10:00:05+00:00"),
+                          ("new", "2026-01-02T00:00:00+00:00"), ("odd", "not a time")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manifest.json").write_text(json.dumps({"created": created, "tool": "t"}))
+    (tmp_path / "partial").mkdir()
+    enrolled_ms = 1767261605_400  # 2026-01-01T10:00:05.400Z
+    got = [Path(b["path"]).name for b in backups_holding([str(tmp_path), str(tmp_path / "none")], enrolled_ms)]
+    assert got == ["new", "odd", "same"]
