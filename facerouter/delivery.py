@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from facerouter.errors import PluginError
 from facerouter.signing import signed_headers
+from sfapi.tls import ClientTls
 
 __all__ = ["DeliverySettings", "JsonDelivery"]
 
@@ -38,6 +39,9 @@ class DeliverySettings(BaseModel):
     #: the key of each delivery's HMAC-SHA256 signature (``facerouter.signing``); give the
     #: receiver the same one. Without it deliveries are unsigned (a warning at start)
     secret: SecretStr | None = Field(None, min_length=16)
+    #: verifying https receivers: a CA bundle (a private CA), and a client certificate for
+    #: receivers that ask for one (sfapi.tls.ClientTls; default: the system's CAs)
+    tls: ClientTls = ClientTls()
     #: per delivery attempt
     timeout_s: float = Field(5.0, gt=0)
     #: on connection errors, 429 and 5xx, with exponential back-off from backoff_s
@@ -77,7 +81,9 @@ class JsonDelivery:
     def _start_workers(self) -> None:
         if self._workers:
             return
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.settings.timeout_s))
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.settings.timeout_s),
+            connector=aiohttp.TCPConnector(ssl=self.settings.tls.context()))
         self._workers = [asyncio.create_task(self._worker(), name=f"{self.name}-{i}")
                          for i in range(self.settings.workers)]
 

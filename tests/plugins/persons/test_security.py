@@ -161,7 +161,10 @@ async def test_database_tokens_api_and_cli(start_persons, tmp_path, capsys) -> N
         await asyncio.sleep(0.05)
     assert (await env.api("GET", "/persons", headers=h(cli_secret)))[0] == 200
     assert await frame(env, cli_secret) == 403  # operators do not post frames
-    assert await loop.run_in_executor(None, facestack, ["token", "list", "--database-url", db_url]) == 0
+    router_yaml = tmp_path / "facerouter-cli.yaml"  # the database named by the router's config
+    router_yaml.write_text(json.dumps({"persons": {"enabled": True, "database_url": db_url}}))
+    assert await loop.run_in_executor(None, facestack, ["token", "list", "--router-config",
+                                                        str(router_yaml)]) == 0
     listing = capsys.readouterr().out
     assert "desk-2\toperator\tactive" in listing and "cam-2\tingest\trevoked" in listing
     assert cli_secret not in listing

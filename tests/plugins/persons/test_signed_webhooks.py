@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import ssl
 import textwrap
 import time
 from pathlib import Path
@@ -109,3 +110,33 @@ def test_secret_is_never_shown() -> None:
     assert SECRET not in repr(s) and SECRET not in str(s.model_dump())
     with pytest.raises(ValueError):
         DeliverySettings(urls=["http://127.0.0.1:9/h"], secret="short")
+
+
+async def test_https_receiver_with_a_private_ca(tmp_path) -> None:
+    """A receiver behind a private CA: delivered with ``tls.ca``; refused (not delivered) without."""
+    from facerouter.delivery import DeliverySettings, JsonDelivery
+    from tests.conftest import LocalServers
+    from tests.tls_ca import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(str(pki.server_cert), str(pki.server_key))
+    got: list[bytes] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        got.append(await request.read())
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    servers = LocalServers(server)
+    try:
+        url = await servers.serve(app) + "/hook"
+        for tls, want in (({"ca": str(pki.ca)}, 1), ({}, 0)):
+            d = JsonDelivery(DeliverySettings(urls=[url], secret=SECRET, tls=tls, retries=0), "t")
+            d.enqueue({"event_id": "1"})
+            await d.shutdown()
+            assert (d.stats["delivered"], d.stats["failed"]) == (want, 1 - want)
+        assert len(got) == 1
+    finally:
+        await servers.close()
