@@ -195,10 +195,12 @@ def fragment(prefix: str) -> dict[str, Any]:
             "summary": "Entries (filters as query parameters)",
             "parameters": _page_params("id__lt", "id__gte", "result", "pid", "source", "date_from",
                                        "date_to"),
-            "responses": _responses({"200": _json("a page", {
-                "type": "object", "required": ["results", "next_page"],
-                "properties": {"results": {"type": "array", "items": _ref("PersonsEntry")},
-                               "next_page": _NULLABLE_STR}})})}},
+            "responses": _responses({"200": _json("a page: a list under the reference prefix, "
+                                                  "an object with next_page under the rich one", {
+                "anyOf": [{"type": "array", "items": _ref("PersonsEntry")}, {
+                    "type": "object", "required": ["results", "next_page"],
+                    "properties": {"results": {"type": "array", "items": _ref("PersonsEntry")},
+                                   "next_page": _NULLABLE_STR}}]})})}},
         f"{p}/entries/stats": {"get": {
             "summary": "Counts per group",
             "parameters": [{"name": "group_by", "in": "query", "schema": {"type": "string"}}],
