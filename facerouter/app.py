@@ -81,7 +81,9 @@ class Router:
         cfg = self.config.router
         self.events = EventStore(self.config.events_path(), cfg.idempotency.max_keys)
         await self.events.open()
-        self._session = aiohttp.ClientSession(trace_configs=[self.metrics.trace_config()])
+        self._session = aiohttp.ClientSession(  # https to sfapi verified (sfapi_tls)
+            connector=aiohttp.TCPConnector(ssl=cfg.sfapi_tls.context()),
+            trace_configs=[self.metrics.trace_config()])
         self.sfapi = Client(cfg.sfapi_url, timeout=cfg.sfapi_timeout_s, session=self._session,
                             token=cfg.sfapi_token)
         self._pipeline = FramePipeline(client=self.sfapi, driver=self.driver, idgen=self.idgen,
@@ -99,7 +101,8 @@ class Router:
             log.error("facerouter start-up failed; shutting down the plugins already loaded")
             await self._stop_plugins_and_clients()
             raise
-        self._server = tornado.httpserver.HTTPServer(self.app, max_body_size=cfg.max_body_bytes)
+        self._server = tornado.httpserver.HTTPServer(self.app, max_body_size=cfg.max_body_bytes,
+                                                     ssl_options=cfg.tls.context())
         self._server.add_sockets(sockets)
         self.ports = sorted({s.getsockname()[1] for s in sockets})
         if self.ports:

@@ -18,6 +18,7 @@ from facerouter.console.config import ConsoleConfig
 from facerouter.errors import ConfigError, PluginConfigError
 from sfapi import errors as sfapi_errors
 from sfapi.auth import AuthConfig
+from sfapi.tls import ClientTls, ServerTls
 from sfapi.configfile import StrictModel, parse_yaml, validate
 
 __all__ = ["DEFAULT_PORT", "DEFAULT_BUCKETS", "FacerouterConfig", "LoadedConfig", "load",
@@ -53,6 +54,10 @@ class FacerouterConfig(StrictModel):
     auth: AuthConfig = AuthConfig()
     #: the operator console at /ui/ and the event stream (facerouter.console.config)
     console: ConsoleConfig = ConsoleConfig()
+    #: HTTPS (cert + key) and mutual TLS (client_ca): sfapi.tls
+    tls: ServerTls = ServerTls()
+    #: verifying sfapi over https: CA bundle, and the client certificate for mutual TLS
+    sfapi_tls: ClientTls = ClientTls()
     #: timeout of each sfapi call made by the router (plugins' calls use the same client default)
     sfapi_timeout_s: float = Field(15.0, gt=0, le=600)
     #: directories searched for plugin modules, in order (``name.py`` or ``name/__init__.py``)

@@ -6,7 +6,8 @@ Each event goes to every URL; connection failures, 429 and 5xx answers are retri
 exponential back-off, other 4xx answers are not. A full queue raises :class:`PluginError` for that
 event only. Any other failure with one event (e.g. an event ``json.dumps`` cannot encode) is logged
 with its traceback, counted in ``errors`` and that event is dropped; the workers keep going.
-``shutdown`` delivers what is queued for at most ``drain_timeout_s``.
+``shutdown`` delivers what is queued for at most ``drain_timeout_s``. With a ``secret`` every
+attempt is signed (``X-Facestack-Timestamp``, ``X-Facestack-Signature``: :mod:`facerouter.signing`).
 """
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ import logging
 from typing import Any
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from facerouter.errors import PluginError
+from facerouter.signing import signed_headers
+from sfapi.tls import ClientTls
 
 __all__ = ["DeliverySettings", "JsonDelivery"]
 
@@ -33,6 +36,12 @@ class DeliverySettings(BaseModel):
     urls: list[str] = []
     #: extra HTTP headers, e.g. {Authorization: Bearer ...}
     headers: dict[str, str] = {}
+    #: the key of each delivery's HMAC-SHA256 signature (``facerouter.signing``); give the
+    #: receiver the same one. Without it deliveries are unsigned (a warning at start)
+    secret: SecretStr | None = Field(None, min_length=16)
+    #: verifying https receivers: a CA bundle (a private CA), and a client certificate for
+    #: receivers that ask for one (sfapi.tls.ClientTls; default: the system's CAs)
+    tls: ClientTls = ClientTls()
     #: per delivery attempt
     timeout_s: float = Field(5.0, gt=0)
     #: on connection errors, 429 and 5xx, with exponential back-off from backoff_s
@@ -56,6 +65,8 @@ class JsonDelivery:
         self.stats = {"delivered": 0, "failed": 0, "retried": 0, "dropped": 0, "errors": 0}
         self._workers: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
+        if settings.urls and settings.secret is None:
+            log.warning("%s: webhook deliveries are unsigned: set secret to sign them", name)
 
     def enqueue(self, event: dict[str, Any]) -> None:
         """Queue one event; raises :class:`PluginError` when the queue is full."""
@@ -70,7 +81,9 @@ class JsonDelivery:
     def _start_workers(self) -> None:
         if self._workers:
             return
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.settings.timeout_s))
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.settings.timeout_s),
+            connector=aiohttp.TCPConnector(ssl=self.settings.tls.context()))
         self._workers = [asyncio.create_task(self._worker(), name=f"{self.name}-{i}")
                          for i in range(self.settings.workers)]
 
@@ -97,6 +110,8 @@ class JsonDelivery:
             if attempt:
                 self.stats["retried"] += 1
                 await asyncio.sleep(self.settings.backoff_s * 2 ** (attempt - 1))
+            if self.settings.secret is not None:  # each attempt with its own timestamp
+                headers.update(signed_headers(self.settings.secret.get_secret_value(), body))
             try:
                 async with self._session.post(url, data=body, headers=headers) as resp:
                     await resp.read()

@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         from sfapi.server.app import create_app
         from sfapi.server.httpd import serve
 
-        serve(create_app(cfg), cfg.host, cfg.port, access_log=logging.getLogger("sfapi.access"))
+        serve(create_app(cfg), cfg.host, cfg.port, access_log=logging.getLogger("sfapi.access"),
+              ssl_context=cfg.tls.context())
         return 0
     except ConfigError as exc:
         sys.stderr.write(f"{exc}\n")

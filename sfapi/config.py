@@ -8,6 +8,8 @@ import platformdirs
 from pydantic import Field, field_validator, model_validator
 
 from sfapi.auth import AuthConfig
+from sfapi.tls import ServerTls
+from sfapi.audit_store import AuditStoreConfig
 from sfapi.configfile import StrictModel
 from sfapi.netpolicy import Rule
 
@@ -197,3 +199,7 @@ class SfapiConfig(StrictModel):
     cache: CacheConfig = CacheConfig()
     gallery: GalleryConfig = GalleryConfig()
     auth: AuthConfig = AuthConfig()
+    #: HTTPS (cert + key) and mutual TLS (client_ca): sfapi.tls
+    tls: ServerTls = ServerTls()
+    #: audit records also stored in a database (the persons database): sfapi.audit_store
+    audit: AuditStoreConfig = AuditStoreConfig()

@@ -31,7 +31,11 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from sfapi import safejson
-from sfapi.auth import Authenticator, AuthError
+from sfapi.audit import Auditor
+from sfapi.auth import Authenticator
+from sfapi.audit_store import attach as attach_audit_store
+from sfapi.authmw import auth_middleware
+from sfapi.roles import VIDEO_WORKER
 from video_worker.config import job_from_api
 from video_worker.errors import ApiError, BadJob
 from video_worker.openapi import document
@@ -71,19 +75,6 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 _HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
-
-
-def _authenticate(auth: Authenticator) -> Callable[..., Awaitable[web.StreamResponse]]:
-    @web.middleware
-    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            auth.check(request.method, request.path, request.headers.get("Authorization"))
-        except AuthError as exc:  # the reason names the token holder, never the token
-            log.warning("%s %s -> %s: %s", request.method, request.path, exc.status, exc.reason)
-            return web.json_response({"code": exc.code, "desc": exc.reason}, status=exc.status)
-        return await handler(request)
-
-    return authenticate
 
 
 def _worker(request: web.Request) -> "Worker":
@@ -152,10 +143,13 @@ async def metrics(request: web.Request) -> web.Response:
 def build_app(worker: "Worker", auth: Authenticator | None = None) -> web.Application:
     """The aiohttp application of ``worker``; ``auth`` checks API tokens (None: no check)."""
     middlewares: list[Callable[..., Awaitable[web.StreamResponse]]] = [_errors]
-    if auth is not None and auth.enabled:
-        middlewares.insert(0, _authenticate(auth))
+    auditor = Auditor("video_worker")
+    if auth is not None:  # the route's role (sfapi.roles.VIDEO_WORKER), and every write audited
+        middlewares.insert(0, auth_middleware(auth, VIDEO_WORKER, auditor,
+                                              lambda exc: {"code": exc.code, "desc": exc.reason}))
     app = web.Application(middlewares=middlewares, client_max_size=1024 * 1024)
     app[WORKER_KEY] = worker
+    attach_audit_store(app, auditor, worker.cfg.audit)
     app.router.add_post("/job/{id}", put_job)
     app.router.add_get("/jobs", list_jobs)
     app.router.add_get("/job/{id}", get_job)

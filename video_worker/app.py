@@ -48,7 +48,7 @@ class Worker:
         auth = authenticator(self.cfg, host or self.cfg.host) if serve else None
         if self._detector is None:
             self._detector = await asyncio.to_thread(SharedDetector, self.cfg.models, self.cfg.detector)
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ssl=self.cfg.router_tls.context())
         self.http = aiohttp.ClientSession(connector=connector, headers=self.cfg.router_headers())
         self.manager = JobManager(self.cfg, self._detector, self.http, self.metrics, self.policy)
         await self.manager.start()
@@ -56,7 +56,8 @@ class Worker:
             return
         self.runner = web.AppRunner(build_app(self, auth), access_log=None)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, host or self.cfg.host, self.cfg.port if port is None else port)
+        site = web.TCPSite(self.runner, host or self.cfg.host, self.cfg.port if port is None else port,
+                           ssl_context=self.cfg.tls.context())
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         log.info("video worker %s listening on %s:%d (API tokens %s)", self.cfg.worker_id,

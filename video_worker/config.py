@@ -15,6 +15,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 
 from sfapi import errors as sfapi_errors
 from sfapi.auth import AuthConfig, Authenticator, AuthSetupError, bearer
+from sfapi.tls import ClientTls, ServerTls
+from sfapi.audit_store import AuditStoreConfig
 from sfapi.configfile import StrictModel, load_config, validate
 from video_worker.errors import BadJob, ConfigError
 
@@ -247,6 +249,12 @@ class WorkerConfig(StrictModel):
     #: API binds to a non-loopback address, and for writes (POST, DELETE) whenever any token is
     #: configured
     auth: AuthConfig = AuthConfig()
+    #: HTTPS (cert + key) and mutual TLS (client_ca) for the job API: sfapi.tls
+    tls: ServerTls = ServerTls()
+    #: verifying the router over https: CA bundle, and the client certificate for mutual TLS
+    router_tls: ClientTls = ClientTls()
+    #: audit records of the job API also stored in a database (the persons database)
+    audit: AuditStoreConfig = AuditStoreConfig()
     models: ModelsSection = ModelsSection()
     detector: DetectorSection = DetectorSection()
     delivery: DeliverySection = DeliverySection()

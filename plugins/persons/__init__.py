@@ -27,6 +27,7 @@ from sfapi.client import SFApiError
 
 from .api_entries import (AggregateHandler, EntriesHandler, EntryHandler, EntryImageHandler,
                           PersonStatsHandler)
+from .api_security import AuditHandler, TokenHandler, TokensHandler
 from .api_persons import PersonHandler, PersonsHandler, ReinitEntryHandler, ReinitPhotoHandler
 from .api_sources import SourceHandler, SourcesHandler, StatusHandler, ThresholdsHandler
 from .config import PersonsConfig
@@ -35,6 +36,7 @@ from .errors import NotFound
 from .identify import FrameProcessor
 from .images import ImageStore, RetentionJob
 from .persons import PersonService
+from .security import AuditRepo, TokenRefresher, TokenRepo
 from .sources import SourceRepo
 from .storage import Database
 from .thresholds import ThresholdStore
@@ -75,8 +77,12 @@ class PersonsPlugin:
         self.frames = FrameProcessor(cfg, self.sources, self.persons, self.writer)
         self.uploads = Uploads(ctx.sfapi, self.persons, self.writer, self.entries, self.images,
                                ctx.idgen)
+        self.tokens = TokenRepo(self.db)
+        self.audit = AuditRepo(self.db)
+        self.token_refresher: TokenRefresher | None = None
         self.retention = RetentionJob(self.images, self.entries, self.sources,
-                                      cfg.image_retention_days, cfg.retention_interval_s)
+                                      cfg.image_retention_days, cfg.retention_interval_s,
+                                      cfg.entry_retention_days)
 
     async def start(self) -> None:
         """Open the database, load sources and thresholds, create the gallery, start retention."""
@@ -93,6 +99,18 @@ class PersonsPlugin:
             log.warning("%s: cannot create gallery %s yet (%s); will retry at the first face",
                         self.name, self.config.gallery, exc)
         self.retention.start()
+
+    async def attach_security(self, app: tornado.web.Application) -> None:
+        """Store the router's audit records; serve the database's tokens when ``auth`` says so."""
+        auditor = getattr(app, "auditor", None)
+        if auditor is not None:
+            self.audit.start()
+            auditor.sinks.append(self.audit.sink)
+        auth = getattr(app, "authenticator", None)
+        if auth is not None:
+            self.token_refresher = TokenRefresher(self.tokens, auth)
+            if auth.database_tokens:
+                await self.token_refresher.start()
 
     def openapi(self) -> dict[str, Any]:
         """The API's OpenAPI fragment, both prefixes (facerouter merges it into its
@@ -124,6 +142,9 @@ class PersonsPlugin:
                 ("entries/stats/pid/([^/]+)", PersonStatsHandler),
                 ("entries/([^/]+)/image/(face|photo)", EntryImageHandler),
                 ("entries/([^/]+)", EntryHandler),
+                ("tokens", TokensHandler),
+                ("tokens/([^/]+)", TokenHandler),
+                ("audit", AuditHandler),
             )]
         return out
 
@@ -151,6 +172,9 @@ class PersonsPlugin:
         try:
             await self.retention.stop()
             await self.webhooks.shutdown()
+            if self.token_refresher is not None:
+                await self.token_refresher.stop()
+            await self.audit.stop()
         finally:
             await self.db.close()
 
@@ -163,6 +187,7 @@ async def activate(app: tornado.web.Application, ctx: Any, plugin_name: str,
         return InertPlugin(ctx)
     plugin = PersonsPlugin(ctx, plugin_name)
     await plugin.start()
+    await plugin.attach_security(app)
     app.add_handlers(r".*", plugin.routes())
     events = app.settings.get("events")  # the router's entry stream (facerouter.console.events)
     if events is not None:

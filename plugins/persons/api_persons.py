@@ -50,6 +50,8 @@ def overrides(fields: dict[str, str]) -> Overrides:
 class PersonsHandler(ApiHandler):
     """``{prefix}/persons``."""
 
+    auth_roles = {"GET": "read", "POST": "operator"}  # enrolment is the operator's
+
     async def get(self) -> None:
         q = self.query(("limit", "offset"))
         limit, offset = self.page(q)
@@ -77,13 +79,22 @@ class PersonHandler(ApiHandler):
         self.send(self.plugin.persons.to_json(row))
 
     async def delete(self, pid: str) -> None:
-        self.query(())
+        q = self.query(("erase",))
+        if q.bool("erase"):  # everything of the person, with a report (plugins/persons/erasure.py)
+            from .erasure import erase_person
+            report = await erase_person(self.plugin, self.pid_arg(pid))
+            self.audit_detail = (f"erased: {report['entries']} entries, {report['images']} images, "
+                                 f"archive {report['archive_faces']}")
+            self.send(report)
+            return
         await self.plugin.persons.delete(self.pid_arg(pid))
         self.no_content()
 
 
 class ReinitPhotoHandler(ApiHandler):
     """``{prefix}/persons/{pid}/reinit``: from an uploaded photo."""
+
+    auth_roles = {"POST": "operator"}
 
     async def post(self, pid: str) -> None:
         self.query(())

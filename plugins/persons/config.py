@@ -75,6 +75,20 @@ class WebhookSubscription(DeliverySettings):
     include_images: bool = False
 
 
+class ErasureConfig(BaseModel):
+    """What ``DELETE {prefix}/persons/{pid}?erase=true`` removes besides the person and entries."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: galleries (the ``archive`` plugin's) whose faces looking like the person are removed
+    archive_galleries: list[str] = []
+    #: similarity (0-1) at which an archive face counts as the person's
+    archive_threshold: float = Field(0.75, gt=0, le=1)
+    #: folders where backups (``facestack backup``, ``facestack persons backup``, ``sfapi gallery
+    #: backup``) are kept: the report lists those made before the erasure as still holding the person
+    backup_dirs: list[str] = []
+
+
 class PersonsConfig(BaseModel):
     """The ``persons:`` section."""
 
@@ -100,6 +114,9 @@ class PersonsConfig(BaseModel):
     gates: GatesConfig = GatesConfig()
     #: days entry images are kept when the source's ``license`` does not say (0: forever)
     image_retention_days: int = Field(30, ge=0)
+    #: days entries (with their images) are kept when the source's ``entry_retention_days`` does
+    #: not say (0: forever)
+    entry_retention_days: int = Field(0, ge=0)
     #: how often the retention job runs
     retention_interval_s: float = Field(3600.0, gt=0)
     #: JPEG parts kept for the results a source lists in store_images_for_results
@@ -111,6 +128,7 @@ class PersonsConfig(BaseModel):
     #: create the gallery at start when it is missing
     create_gallery: bool = True
     webhooks: list[WebhookSubscription] = []
+    erasure: ErasureConfig = ErasureConfig()
 
     @field_validator("api_prefix", "rich_api_prefix")
     @classmethod

@@ -232,6 +232,21 @@ class EntryRepo:
             await conn.execute(entries.update().where(entries.c.id.in_(ids)).values(
                 image_face=None, image_photo=None))
 
+    async def older_than(self, source_ids: list[int], before_ms: int, limit: int = 1000,
+                         exclude: bool = False) -> list[Any]:
+        """Entries older than ``before_ms`` of these sources (``exclude``: of every other one)."""
+        c = entries.c
+        cond = [c.ts_ms < before_ms,
+                c.source_id.not_in(source_ids) if exclude else c.source_id.in_(source_ids)]
+        stmt = sa.select(c.id, c.image_face, c.image_photo).where(*cond).order_by(c.id).limit(limit)
+        async with self.db.connect() as conn:
+            return list((await conn.execute(stmt)).mappings().all())
+
+    async def delete_ids(self, ids: list[int]) -> None:
+        """Remove these entries (their files are the caller's)."""
+        async with self.db.begin() as conn:
+            await conn.execute(entries.delete().where(entries.c.id.in_(ids)))
+
     async def with_images_before(self, source_ids: list[int] | None, before_ms: int,
                                  limit: int = 1000, exclude: bool = False) -> list[Any]:
         """Entries older than ``before_ms`` that still have images (for retention).

@@ -8,7 +8,8 @@ Retention: a source's ``image_retention_days`` is the number of days its entries
 images; without it, the config's ``image_retention_days`` applies; 0 keeps them forever. (The
 source's ``license`` / ``license_id`` is the reference's license id and plays no part.) The job runs
 every ``retention_interval_s`` (and once at start), deleting the files and clearing the entry's
-image paths; the entries themselves stay. Each source is expired on its own: a failure with one
+image paths. A source's ``entry_retention_days`` (else the config's, 0: forever) removes whole
+entries, with their images, in the same pass. Each source is expired on its own: a failure with one
 (logged with its id) does not stop the pass for the others.
 """
 from __future__ import annotations
@@ -102,7 +103,10 @@ class RetentionJob:
     """Removes expired entry images, periodically, as a background task."""
 
     def __init__(self, images: ImageStore, entries: EntryRepo, sources: SourceRepo,
-                 default_days: int, interval_s: float) -> None:
+                 default_days: int, interval_s: float, default_entry_days: int = 0) -> None:
+        self.default_entry_days = default_entry_days
+        #: entries removed (all passes)
+        self.entries_removed = 0
         self.images = images
         self.entries = entries
         self.sources = sources
@@ -157,6 +161,33 @@ class RetentionJob:
         if self.default_days:
             removed += await self._expire([s.id for s in explicit],
                                           _cutoff(now_ms, self.default_days), exclude=True)
+        removed += await self._expire_entries(now_ms)
+        return removed
+
+    async def _expire_entries(self, now_ms: int) -> int:
+        """Whole entries past their source's ``entry_retention_days``; returns files removed."""
+        explicit = [s for s in self.sources.all() if s.settings.entry_retention_days is not None]
+        plan = [([s.id], s.settings.entry_retention_days, False) for s in explicit]
+        plan.append(([s.id for s in explicit], self.default_entry_days, True))
+        removed = 0
+        for ids, days, exclude in plan:
+            if not days:
+                continue
+            try:
+                while True:
+                    rows = await self.entries.older_than(ids, _cutoff(now_ms, days), exclude=exclude)
+                    if not rows:
+                        break
+                    removed += await self.images.remove(
+                        [r[k] for r in rows for k in ("image_face", "image_photo") if r[k]])
+                    await self.entries.delete_ids([r["id"] for r in rows])
+                    self.entries_removed += len(rows)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - one source's failure must not stop the others
+                self.failed_sources.extend(ids if not exclude else [])
+                log.exception("persons: entry retention failed for sources %s%s", ids,
+                              " (all but these)" if exclude else "")
         return removed
 
     async def _expire(self, source_ids: list[int], before_ms: int, *, exclude: bool) -> int:

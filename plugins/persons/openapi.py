@@ -64,6 +64,7 @@ _SETTINGS: dict[str, Any] = {
                    "(an id; stored, does not change processing)"},
     "spaces_ids": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": _MAX_ID}},
     "image_retention_days": {"type": "integer", "minimum": 0, "maximum": 36500, "nullable": True},
+    "entry_retention_days": {"type": "integer", "minimum": 0, "maximum": 36500, "nullable": True},
     **{k: {"type": "integer", "minimum": 0} for k in (
         "identify_facesize_threshold", "manual_create_facesize_threshold",
         "auto_create_facesize_threshold")},
@@ -105,6 +106,19 @@ def _entry(shape: Shape) -> dict[str, Any]:
 
 
 _SCHEMAS: dict[str, Any] = {
+    "PersonsToken": _obj({"name": _STR, "role": _STR, "state": _STR, "created_ms": {"type": "integer"},
+                          "expires_ms": {"type": "integer", "nullable": True},
+                          "revoked_ms": {"type": "integer", "nullable": True},
+                          "secret": _STR}, ("name", "role", "state", "created_ms"), closed=False),
+    "PersonsTokenIn": _obj({"name": {"type": "string", "minLength": 1, "maxLength": 128},
+                            "role": {"type": "string", "enum": ["read", "ingest", "operator", "admin", "write"]},
+                            "expires_in_s": {"type": "number", "exclusiveMinimum": 0}}, ("name",)),
+    "PersonsAudit": _obj({"id": {"type": "integer"}, "ts_ms": {"type": "integer"}, "time": _TIME,
+                          "service": _STR, "token": _STR, "role": _STR, "method": _STR, "route": _STR,
+                          "path": _STR, "object_id": _NULLABLE_STR, "status": {"type": "integer"},
+                          "detail": _NULLABLE_STR},
+                         ("id", "ts_ms", "time", "service", "token", "role", "method", "route", "path",
+                          "status"), closed=False),
     "PersonsSource": _obj({"id": {"type": "integer"}, "name": _STR, **_SETTINGS,
                            "license": _NULLABLE_STR, "created": _TIME, "updated": _TIME}),
     "PersonsSourceIn": _obj({"name": _NAME, **_SETTINGS_IN}, ("name",)),
@@ -173,7 +187,7 @@ def _err(description: str, *codes: str) -> dict[str, Any]:
 _BAD = _err("a bad parameter, named by param (unknown query parameters included)", "BAD_PARAM",
             "MALFORMED_REQUEST")
 _AUTH = {"401": _err("no valid API token (when the router checks tokens)"),
-         "403": _err("a read-only token on a write")}
+         "403": _err("the token's role does not grant this route")}
 _NOT_FOUND = _err("no such item", "NOT_FOUND")
 _TOO_LARGE = _err("the body is over the router's max_body_bytes", "PAYLOAD_TOO_LARGE")
 _SFAPI_DOWN = _err("sfapi is unavailable: retry later", "SERVICE_UNAVAILABLE")
@@ -364,9 +378,39 @@ def _paths(p: str, shape: Shape, max_limit: int, default_limit: int) -> dict[str
             "parameters": [_path("pid", _PID)],
             "get": {"summary": "One person", "responses": _responses(
                 {"200": _json("the person", _ref("PersonsPerson"))}, not_found=True)},
-            "delete": {"summary": "Delete a person and its gallery face (entries stay)",
-                       "responses": _responses({"204": {"description": "deleted"}},
-                                               not_found=True, sfapi=True)}},
+            "delete": {"summary": "Delete a person and its gallery face (entries stay); with "
+                                  "erase=true (admin) everything of them, with a report",
+                       "parameters": [_q("erase", {"type": "boolean"})],
+                       "responses": _responses({
+                           "204": {"description": "deleted"},
+                           "200": _json("erased: the report", {
+                               "type": "object", "required": ["pid", "entries", "images", "archive_faces",
+                                                              "backups_still_holding"]})},
+                           not_found=True, sfapi=True)}},
+        f"{p}/tokens": {
+            "get": {"summary": "API tokens (admin; never their secrets)", "responses": _responses(
+                {"200": _json("the tokens", _obj({"results": {"type": "array", "items": _ref("PersonsToken")}},
+                                                 ("results",), closed=False))})},
+            "post": {"summary": "Create a token (admin); its secret is in this answer only",
+                     "requestBody": {"required": True, "content": {"application/json": {
+                         "schema": _ref("PersonsTokenIn")}}},
+                     "responses": _responses({"201": _json("the token and its secret", _ref("PersonsToken"))},
+                                             body=True, conflict=_err("the name is taken", "CONFLICT"))}},
+        f"{p}/tokens/{{name}}": {
+            "parameters": [_path("name", {"type": "string", "pattern": "^[^/]+$"})],
+            "delete": {"summary": "Revoke a token (admin)", "responses": _responses(
+                {"200": _json("the revoked token", _ref("PersonsToken"))}, not_found=True)}},
+        f"{p}/audit": {"get": {
+            "summary": "The audit log (admin), oldest first",
+            "parameters": [*(_q(n, {"type": "string"}) for n in ("token", "method", "route", "object_id",
+                                                                   "service", "since", "until")),
+                           _q("status", {"type": "integer", "minimum": 100, "maximum": 599}),
+                           _q("after_id", {"type": "integer", "minimum": 0}),
+                           _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000})],
+            "responses": _responses({"200": _json("records", _obj({
+                "results": {"type": "array", "items": _ref("PersonsAudit")},
+                "next_after_id": {"type": "integer", "nullable": True}}, ("results", "next_after_id"),
+                closed=False))})}},
         f"{p}/entries": {"get": {
             "summary": "Entries matching the filters, newest first",
             "parameters": [*_filters(shape), *page,

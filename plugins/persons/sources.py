@@ -32,6 +32,8 @@ The settings carry the reference's names (NeuroIO sources) and do what their nam
 ``image_retention_days``           days the entry images of this source are kept (null: the
                                    config's ``image_retention_days``; 0: forever; at most
                                    36500)
+``entry_retention_days``           days the entries of this source (with their images) are kept
+                                   (null: the config's ``entry_retention_days``; 0: forever)
 =================================  ==============================================================
 
 A stored source whose settings no longer validate (written by an older version) is loaded with
@@ -68,6 +70,7 @@ class SourceSettings(BaseModel):
     license_id: str | None = None
     spaces_ids: list[StrictInt] = []
     image_retention_days: StrictInt | None = Field(None, ge=0, le=MAX_RETENTION_DAYS)
+    entry_retention_days: StrictInt | None = Field(None, ge=0, le=MAX_RETENTION_DAYS)
     identify_facesize_threshold: int = Field(7000, ge=0)
     use_pps_time: bool = False
     manual_create_facesize_threshold: int = Field(25000, ge=0)

@@ -16,7 +16,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-__all__ = ["metadata", "sources", "persons", "entries", "settings", "Database", "SCHEMA_VERSION"]
+from sfapi.audit_store import audit as _audit_table
+
+__all__ = ["metadata", "sources", "persons", "entries", "settings", "tokens", "audit", "Database", "SCHEMA_VERSION"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,20 @@ entries = sa.Table(
     sa.Index("ix_persons_entries_ts", "ts_ms"),
     sa.Index("ix_persons_entries_result", "result", "id"),
 )
+
+#: API tokens (``facestack token``): only the SHA-256 of each secret is kept
+tokens = sa.Table(
+    "persons_tokens", metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("expires_ms", sa.BigInteger, nullable=True),
+    sa.Column("revoked_ms", sa.BigInteger, nullable=True),
+)
+
+#: the audit log (:mod:`sfapi.audit_store`; sfapi and the video worker may write here too)
+audit = _audit_table.to_metadata(metadata)
 
 settings = sa.Table(
     "persons_settings", metadata,

@@ -8,6 +8,8 @@ from typing import AsyncIterator
 from aiohttp import web
 
 from sfapi.config import SfapiConfig
+from sfapi.audit import Auditor
+from sfapi.audit_store import attach as attach_audit_store
 from sfapi.auth import Authenticator
 from sfapi.engines.analyzer import FaceAnalyzer
 from sfapi.engines.runtime import create_runtime
@@ -15,7 +17,7 @@ from sfapi.models.pack import check_pack, ensure_pack
 from sfapi.netpolicy import Resolver
 from sfapi.errors import ModelPackError
 from sfapi.gallery.factory import create_backend
-from sfapi.server import detect, galleries, meta
+from sfapi.server import detect, erase, galleries, meta
 from sfapi.server.cache import create_cache
 from sfapi.server.metrics import SfapiMetrics
 from sfapi.server.middleware import make_middlewares
@@ -44,9 +46,11 @@ def create_app(cfg: SfapiConfig, analyzer: FaceAnalyzer | None = None, *,
     ``resolver`` looks up the hosts of image URLs (default: the system's; tests pass a stub)."""
     metrics = SfapiMetrics()
     auth = Authenticator.from_config(cfg.auth, cfg.host, "sfapi")
-    app = web.Application(middlewares=make_middlewares(metrics, auth),
+    auditor = Auditor("sfapi")
+    app = web.Application(middlewares=make_middlewares(metrics, auth, auditor),
                           client_max_size=cfg.limits.max_image_bytes + 64 * 1024)
     app.router.add_post("/v2/detect", detect.detect)
+    app.router.add_post("/v2/detect/erase", erase.erase_detections)
     app.router.add_get("/v2/detect/{id}", detect.get_detection)
     app.router.add_post("/v2/verify", detect.verify)
     app.router.add_get("/v2/verify", detect.verify)
@@ -76,4 +80,5 @@ def create_app(cfg: SfapiConfig, analyzer: FaceAnalyzer | None = None, *,
                 an.close()
 
     app.cleanup_ctx.append(lifecycle)
+    attach_audit_store(app, auditor, cfg.audit)
     return app

@@ -81,6 +81,15 @@ class MemoryCache(DetectionCache):
         self._items.move_to_end(det_id)
         return det
 
+    def snapshot(self) -> list[CachedDetection]:
+        """The detections held now (for erasure)."""
+        now = time.monotonic()
+        return [det for expires, det in self._items.values() if expires >= now]
+
+    def drop(self, ids: list[str]) -> int:
+        """Forget these detections; returns how many were held."""
+        return sum(self._items.pop(i, None) is not None for i in ids)
+
     def __len__(self) -> int:
         return len(self._items)
 

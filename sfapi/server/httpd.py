@@ -67,13 +67,13 @@ class JsonAppRunner(web.AppRunner):
         return server
 
 
-async def _serve(app: web.Application, host: str, port: int, **kwargs: Any) -> None:
+async def _serve(app: web.Application, host: str, port: int, ssl_context: Any = None, **kwargs: Any) -> None:
     runner = JsonAppRunner(app, **kwargs)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
         await site.start()
-        log.info("listening on http://%s:%d", host, port)
+        log.info("listening on %s://%s:%d", "https" if ssl_context is not None else "http", host, port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -83,6 +83,7 @@ async def _serve(app: web.Application, host: str, port: int, **kwargs: Any) -> N
         await runner.cleanup()
 
 
-def serve(app: web.Application, host: str, port: int, **kwargs: Any) -> None:
-    """Run ``app`` on ``host:port`` with :class:`JsonAppRunner` until SIGINT or SIGTERM."""
-    asyncio.run(_serve(app, host, port, **kwargs))
+def serve(app: web.Application, host: str, port: int, ssl_context: Any = None, **kwargs: Any) -> None:
+    """Run ``app`` on ``host:port`` (HTTPS with ``ssl_context``) with :class:`JsonAppRunner` until
+    SIGINT or SIGTERM."""
+    asyncio.run(_serve(app, host, port, ssl_context, **kwargs))

@@ -8,7 +8,10 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
-from sfapi.auth import Authenticator, AuthError
+from sfapi.audit import Auditor
+from sfapi.auth import Authenticator
+from sfapi.authmw import auth_middleware
+from sfapi.roles import SFAPI
 from sfapi.errors import SfapiError
 from sfapi.server.metrics import SfapiMetrics
 
@@ -51,7 +54,8 @@ def http_error_response(request: web.Request, exc: web.HTTPException) -> web.Res
     return web.json_response(body, status=exc.status, headers=headers)
 
 
-def make_middlewares(metrics: SfapiMetrics, auth: Authenticator) -> list[Callable[..., Awaitable[web.StreamResponse]]]:
+def make_middlewares(metrics: SfapiMetrics, auth: Authenticator,
+                     auditor: Auditor | None = None) -> list[Callable[..., Awaitable[web.StreamResponse]]]:
     @web.middleware
     async def request_id(request: web.Request, handler: Handler) -> web.StreamResponse:
         rid = request.headers.get(REQUEST_ID) or uuid.uuid4().hex
@@ -96,13 +100,7 @@ def make_middlewares(metrics: SfapiMetrics, auth: Authenticator) -> list[Callabl
             metrics.requests.labels(route, str(status)).inc()
             metrics.latency.labels(route).observe(time.perf_counter() - started)
 
-    @web.middleware
-    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            auth.check(request.method, request.path, request.headers.get("Authorization"))
-        except AuthError as exc:
-            log.warning("%s %s -> %s: %s", request.method, request.path, exc.status, exc.reason)
-            return error_response(exc.status, {"code": exc.code, "reason": exc.reason})
-        return await handler(request)
+    authenticate = auth_middleware(auth, SFAPI, auditor if auditor is not None else Auditor("sfapi"),
+                                   lambda exc: {"code": exc.code, "reason": exc.reason})
 
-    return [request_id, measure, errors, authenticate]
+    return [request_id, measure, authenticate, errors]

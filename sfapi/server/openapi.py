@@ -92,6 +92,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 
 def build_spec(version: str) -> dict[str, Any]:
+    from sfapi.server.erase import paths as erase_paths
     detect_params = [
         _flag("facen", "extract the face vector and cache the detection under an id"),
         _flag("gender", "estimate gender"), _flag("age", "estimate age"), _flag("emotions", "estimate emotions"),
@@ -143,7 +144,7 @@ def build_spec(version: str) -> dict[str, Any]:
                                                      "content": {"application/json": {"schema": {"type": "object"}}}},
                                              **_errors()}}},
     }
-    all_paths = {**paths, **gallery_paths()}
+    all_paths = {**paths, **gallery_paths(), **erase_paths()}
     for item in all_paths.values():
         for method, op in item.items():
             if method != "parameters":

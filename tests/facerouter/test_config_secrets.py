@@ -18,7 +18,7 @@ CASES = [
     ("router", f"sfapi_token: {{a: {SECRET}}}\n"),
     ("router", f"auth:\n  tokens:\n    - token: [{SECRET}]\n"),
     ("router", f"auth:\n  tokens:\n    - {SECRET}\n"),
-    ("router", f"auth:\n  tokens:\n    - {{token: {SECRET}, role: admin}}\n"),
+    ("router", f"auth:\n  tokens:\n    - {{token: {SECRET}, role: superuser}}\n"),
     ("worker", f"router_token: [{SECRET}]\n"),
     ("worker", f"auth:\n  tokens:\n    - token: {{x: {SECRET}}}\n"),
     ("worker", f"auth:\n  tokens: {SECRET}\n"),

@@ -5,7 +5,8 @@
 * ``facestack persons backup OUT`` / ``restore BACKUP``: the persons database alone
   (:mod:`.dbbackup`);
 * ``facestack backup OUT`` / ``restore BACKUP``: the persons database and the galleries together,
-  at one watermark (:mod:`.joint`).
+  at one watermark (:mod:`.joint`);
+* ``facestack token create|list|revoke``: API tokens in the persons database (:mod:`..tokencli`).
 
 Exit status: 0 done; 1 a failure (the message says which); 2 bad arguments or config; 3 the import
 left persons to retry (errors or not reached: run it again); 130 stopped by Ctrl-C.
@@ -99,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     _store_args(jr, sfapi=True)
     jr.add_argument("--sample", type=int, default=200,
                     help="vectors compared after the restore (default 200)")
+    from ..tokencli import add_parser as token_parser
+    token_parser(sub)
     return parser
 
 
@@ -236,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
             return _import(args)
         if args.command == "persons" and args.persons_command == "export":
             return _export(args)
+        if args.command == "token":
+            from ..tokencli import run as token_run
+            return _run(lambda stop: token_run(args))
         return _stores(args)
     except ConfigError as exc:
         sys.stderr.write(f"facestack: {exc}\n")
