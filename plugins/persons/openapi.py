@@ -112,7 +112,7 @@ _SCHEMAS: dict[str, Any] = {
                           "secret": _STR}, ("name", "role", "state", "created_ms"), closed=False),
     "PersonsTokenIn": _obj({"name": {"type": "string", "minLength": 1, "maxLength": 128},
                             "role": {"type": "string", "enum": ["read", "ingest", "operator", "admin", "write"]},
-                            "expires_in_s": {"type": "number", "exclusiveMinimum": 0}}, ("name",)),
+                            "expires_in_s": {"type": "number", "minimum": 0, "exclusiveMinimum": True}}, ("name",)),
     "PersonsAudit": _obj({"id": {"type": "integer"}, "ts_ms": {"type": "integer"}, "time": _TIME,
                           "service": _STR, "token": _STR, "role": _STR, "method": _STR, "route": _STR,
                           "path": _STR, "object_id": _NULLABLE_STR, "status": {"type": "integer"},
