@@ -173,15 +173,21 @@ class JobStore:
             kwargs["connect_args"] = {"timeout": 30}
         else:
             # a connection that fails is thrown away (pre-ping), a dead server fails fast
-            kwargs.update(pool_pre_ping=True, pool_size=2, max_overflow=2, pool_timeout=self.timeout_s,
+            kwargs.update(pool_pre_ping=True, pool_size=4, max_overflow=4, pool_timeout=self.timeout_s,
                           connect_args={"timeout": self.timeout_s, "command_timeout": self.timeout_s})
         self._engine = create_async_engine(self.url, **kwargs)
         if self.dialect == "sqlite":
             sa.event.listen(self._engine.sync_engine, "connect", _sqlite_connect)
             sa.event.listen(self._engine.sync_engine, "begin", _sqlite_begin)
         async with self._engine.begin() as conn:
+            if self.dialect == "postgresql":  # workers starting together create the tables once
+                await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7306482651)"))
             await conn.run_sync(metadata.create_all)
         log.info("job store %s ready", safe_url(self.url))
+
+    @property
+    def opened(self) -> bool:
+        return self._engine is not None
 
     async def close(self) -> None:
         if self._engine is not None:

@@ -104,7 +104,10 @@ class JobManager:
         self.state_dir = Path(cfg.state_dir)
         self.lease_s = self.fleet.lease_s
         self._guard = min(0.5, self.lease_s * 0.1)
-        self._db_timeout = max(self.lease_s / 2, 1.0)
+        #: a heartbeat's store calls give up after the lease (a later one cannot renew anything);
+        #: the API's wait longer
+        self._tick_timeout = self.lease_s
+        self._db_timeout = max(10.0, self.lease_s)
         self.store = store or JobStore(cfg.store_url(), timeout_s=self._db_timeout)
         #: the jobs running here (finished single_pass ones too, until deleted or restarted)
         self.jobs: dict[str, CameraJob] = {}
@@ -114,7 +117,8 @@ class JobManager:
         self.url = self.fleet.advertise_url or f"http://{cfg.host}:{cfg.port}"
         self._drains: dict[str, tuple[Outbox, asyncio.Task[None]]] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
-        self._jobs_lock = asyncio.Lock()
+        #: per job, the last start/stop scheduled (they run in order)
+        self._actions: dict[str, asyncio.Task[None]] = {}
         self._tick_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -125,7 +129,7 @@ class JobManager:
         """Open the store, seed the YAML jobs, deliver spools left from before, claim jobs."""
         await asyncio.to_thread(self.state_dir.mkdir, parents=True, exist_ok=True)
         try:
-            await asyncio.wait_for(self.store.open(), self._db_timeout * 4)
+            await asyncio.wait_for(self.store.open(), self._db_timeout * 3)
             await self._db(self._import_legacy())
             await self._db(self.store.seed(self.worker_id, {j.id: spec_of(j) for j in self.cfg.jobs}))
             await self._db(self._start_drains())
@@ -143,12 +147,16 @@ class JobManager:
     async def close(self) -> None:
         """Stop every job (live tracks posted or spooled), give their leases back, leave."""
         self._closing = True
+        if not self.store.opened:  # it never started
+            return
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        async with self._tick_lock, self._jobs_lock:
+        async with self._tick_lock:
             held = {i: lease.epoch for i, lease in self.leases.items() if not lease.done}
-            await asyncio.gather(*(self._stop_local(i) for i in list(self.jobs)))
+            self.leases.clear()
+            await asyncio.gather(*(self._schedule(i, self._stop_local, i) for i in list(self.jobs)))
+            await asyncio.gather(*list(self._actions.values()), return_exceptions=True)
             try:
                 await self._db(self.store.release(self.worker_id, held, "pending",
                                                   f"released by {self.worker_id} (stopped)"))
@@ -210,8 +218,11 @@ class JobManager:
         return sum(1 for lease in self.leases.values() if not lease.done)
 
     # --- the heartbeat -------------------------------------------------------------------------
-    async def tick(self) -> None:
-        """One heartbeat: renew, apply what changed, claim while there is room."""
+    async def tick(self, wait: bool = True) -> None:
+        """One heartbeat: renew, note what changed, claim while there is room. Starting and stopping
+        cameras (slow) runs in per-job tasks so that it never delays a renewal; ``wait``: until
+        they are done (the API answers after its change took effect here)."""
+        actions: list[asyncio.Task[None]] = []
         async with self._tick_lock:
             if self._closing:
                 return
@@ -219,72 +230,101 @@ class JobManager:
             reports = self._reports()
             try:
                 rows = await self._db(self.store.heartbeat(self.worker_id, self.url, self.fleet.capacity,
-                                                           self.lease_s, reports))
-                await self._apply(reports, rows, t0)
+                                                           self.lease_s, reports), self._tick_timeout)
+                took = time.monotonic() - t0
+                if took > self.fleet.tick_s:
+                    log.warning("heartbeat took %.2f s (the lease is %.1f s)", took, self.lease_s)
+                actions += self._apply(reports, rows, t0)
                 room = self.fleet.capacity - self.load
                 if room > 0:
                     t0 = time.monotonic()
                     claimed = await self._db(self.store.claim(self.worker_id, self.fleet.capacity,
-                                                              self.load, self.lease_s, room))
+                                                              self.load, self.lease_s, room), self._tick_timeout)
                     for row in claimed:
-                        await self._start_claimed(row, t0)
+                        self.leases[row.id] = Lease(row.epoch, row.version, t0 + self.lease_s - self._guard)
+                        actions.append(self._schedule(row.id, self._start_claimed, row))
             except StoreUnavailable:
-                return
+                pass
+        if wait and actions:
+            await asyncio.gather(*actions, return_exceptions=True)
 
     def _reports(self) -> list[Report]:
         out = []
-        for job_id, job in self.jobs.items():
-            lease = self.leases[job_id]
+        for job_id, lease in self.leases.items():
+            job = self.jobs.get(job_id)
+            if job is None:  # being started
+                out.append(Report(job_id, lease.epoch, "starting", "starting"))
+                continue
             view = job.view()
             stats = view["statistic"]
             out.append(Report(job_id, lease.epoch, view["status"], view["status_msg"], stats,
                               stats.get("last_error"), done=job.finished.is_set()))
         return out
 
-    async def _apply(self, reports: list[Report], rows: dict[str, JobRow], t0: float) -> None:
-        async with self._jobs_lock:
-            for rep in reports:
-                lease = self.leases.get(rep.id)
-                if lease is None or lease.epoch != rep.epoch or rep.id not in self.jobs:
-                    continue  # stopped meanwhile (the watchdog)
-                row = rows.get(rep.id)
-                if row is None or row.owner != self.worker_id or row.epoch != rep.epoch:
-                    log.warning("job %s: lease lost (now %s, epoch %s): stopping it here", rep.id,
-                                row.owner if row else None, row.epoch if row else None)
-                    await self._stop_local(rep.id, drain=True)
-                elif row.desired != "run":
-                    log.info("job %s deleted: stopping it", rep.id)
-                    await self._stop_local(rep.id)
-                    await self._discard(rep.id)
-                elif row.version != lease.version:
+    def _apply(self, reports: list[Report], rows: dict[str, JobRow], t0: float) -> list[asyncio.Task[None]]:
+        """Extend the leases still held; schedule stops and restarts for the others."""
+        actions = []
+        for rep in reports:
+            lease = self.leases.get(rep.id)
+            if lease is None or lease.epoch != rep.epoch:
+                continue  # stopped meanwhile (the watchdog)
+            row = rows.get(rep.id)
+            if row is None or row.owner != self.worker_id or row.epoch != rep.epoch:
+                log.warning("job %s: lease lost (now %s, epoch %s): stopping it here", rep.id,
+                            row.owner if row else None, row.epoch if row else None)
+                del self.leases[rep.id]
+                actions.append(self._schedule(rep.id, self._stop_local, rep.id, True))
+            elif row.desired != "run":
+                log.info("job %s deleted: stopping it", rep.id)
+                del self.leases[rep.id]
+                actions.append(self._schedule(rep.id, self._stop_local, rep.id, False, True))
+            else:
+                lease.deadline = t0 + self.lease_s - self._guard
+                lease.done = row.done
+                if row.version != lease.version:
                     log.info("job %s changed or restarted: starting it again", rep.id)
-                    await self._stop_local(rep.id)
-                    await self._start_claimed(row, t0, locked=True)
-                else:
-                    lease.deadline = t0 + self.lease_s - self._guard
-                    lease.done = row.done
+                    lease.version, lease.done = row.version, False
+                    self._schedule(rep.id, self._stop_local, rep.id)
+                    actions.append(self._schedule(rep.id, self._start_claimed, row))
+        return actions
 
-    async def _start_claimed(self, row: JobRow, t0: float, locked: bool = False) -> None:
-        if not locked:
-            async with self._jobs_lock:
-                return await self._start_claimed(row, t0, locked=True)
+    def _schedule(self, job_id: str, action: Any, *args: Any) -> asyncio.Task[None]:
+        """Run ``action(*args)`` after the actions already scheduled for ``job_id`` (per-job order;
+        different jobs in parallel)."""
+        before = self._actions.get(job_id)
+
+        async def run() -> None:
+            if before is not None:
+                await asyncio.gather(before, return_exceptions=True)
+            try:
+                await action(*args)
+            except Exception:  # a bug: the traceback in the log, the next action still runs
+                log.exception("job %s: %s failed", job_id, getattr(action, "__name__", action))
+
+        task = asyncio.create_task(run(), name=f"job-{job_id}")
+        self._actions[job_id] = task
+        task.add_done_callback(lambda t: self._actions.pop(job_id, None) if self._actions.get(job_id) is t
+                               else None)
+        return task
+
+    async def _start_claimed(self, row: JobRow) -> None:
+        lease = self.leases.get(row.id)
+        if lease is None or lease.epoch != row.epoch or row.id in self.jobs:
+            return  # lost or stopped before it started
         try:
             spec = JobSpec.model_validate({**row.spec, "id": row.id})
             self.cfg.camera_settings(spec)
             if self.policy is not None and not row.from_config:  # the policy may have changed
                 await self.policy.check(spec.stream_url, spec.router_url, spec.settings)
-        except (ValueError, BadJob) as exc:
-            log.error("job %s cannot start here: %s", row.id, exc)
-            await self._db(self.store.fail(self.worker_id, row.id, row.epoch, f"not started: {exc}"))
-            return
-        await self._stop_drain(row.id)
-        try:
+            await self._stop_drain(row.id)
             await self._start_job(spec, row.epoch)
-        except VideoWorkerError as exc:
-            log.error("%s", exc)
-            await self._db(self.store.fail(self.worker_id, row.id, row.epoch, str(exc)))
-            return
-        self.leases[row.id] = Lease(row.epoch, row.version, t0 + self.lease_s - self._guard)
+        except (ValueError, BadJob, VideoWorkerError) as exc:
+            log.error("job %s cannot start here: %s", row.id, exc)
+            self.leases.pop(row.id, None)
+            try:
+                await self._db(self.store.fail(self.worker_id, row.id, row.epoch, f"not started: {exc}"))
+            except StoreUnavailable:
+                pass
 
     async def _heartbeat_loop(self) -> None:
         while True:
@@ -294,7 +334,7 @@ class JobManager:
                 pass
             self._wake.clear()
             try:
-                await self.tick()
+                await self.tick(wait=False)
             except Exception:  # a bug: keep the heartbeat going, the traceback in the log
                 log.exception("heartbeat failed")
 
@@ -304,14 +344,13 @@ class JobManager:
         while True:
             await asyncio.sleep(step)
             now = time.monotonic()
-            if not any(not lease.done and lease.deadline <= now for lease in self.leases.values()):
-                continue
-            async with self._jobs_lock:
-                now = time.monotonic()
-                expired = [i for i, lease in self.leases.items() if not lease.done and lease.deadline <= now]
-                if expired:
-                    log.error("job store unreachable for the whole lease: stopping %s", ", ".join(expired))
-                await asyncio.gather(*(self._stop_local(i, drain=True) for i in expired))
+            expired = [i for i, lease in self.leases.items() if not lease.done and lease.deadline <= now]
+            if expired:
+                log.error("no renewal for the whole lease (job store unreachable or slow): stopping %s",
+                          ", ".join(expired))
+            for job_id in expired:
+                del self.leases[job_id]
+                self._schedule(job_id, self._stop_local, job_id, True)
 
     # --- local jobs ----------------------------------------------------------------------------
     def _spool_dir(self, job_id: str) -> Path:
@@ -344,17 +383,17 @@ class JobManager:
         await job.finished.wait()
         self._wake.set()  # record it in the store now: a single_pass job finishes once
 
-    async def _stop_local(self, job_id: str, drain: bool = False) -> None:
-        """Stop the local job (caller holds ``_jobs_lock``); ``drain``: keep delivering its spool."""
+    async def _stop_local(self, job_id: str, drain: bool = False, discard: bool = False) -> None:
+        """Stop the local job; ``drain``: keep delivering its spool; ``discard``: delete it."""
         job = self.jobs.pop(job_id, None)
-        self.leases.pop(job_id, None)
         watcher = self._watchers.pop(job_id, None)
         if watcher is not None:
             watcher.cancel()
-        if job is None:
-            return
-        await job.stop()
-        if drain and not self._closing:
+        if job is not None:
+            await job.stop()
+        if discard:
+            await self._discard(job_id)
+        elif drain and job is not None and not self._closing:
             await self._drain(job_id, job.router_url)
 
     async def _discard(self, job_id: str) -> None:
@@ -421,10 +460,10 @@ class JobManager:
         log.info("%s imported into the job store", path)
 
     # --- the store -----------------------------------------------------------------------------
-    async def _db(self, call: Awaitable[T]) -> T:
+    async def _db(self, call: Awaitable[T], timeout: float | None = None) -> T:
         """Await a store call with a deadline; any failure is :class:`StoreUnavailable`."""
         try:
-            result = await asyncio.wait_for(call, self._db_timeout)
+            result = await asyncio.wait_for(call, timeout or self._db_timeout)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - every driver has its own errors

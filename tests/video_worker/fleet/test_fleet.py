@@ -102,13 +102,21 @@ async def test_placement_and_the_same_answer_on_every_worker(fleet: Fleet) -> No
         owners = await fleet.owners("w1")
         return sorted(o for o in owners.values() if o) == ["w1"] * 3 + ["w2"] * 3
     await until(placed, WAIT, "six jobs placed, three per worker")
-    on1, on2 = await fleet.jobs("w1"), await fleet.jobs("w2")
-    same = ("worker_id", "epoch", "stream_url", "labels", "from_config")
-    assert {i: [j[k] for k in same] for i, j in on1.items()} == {i: [j[k] for k in same] for i, j in on2.items()}
-    assert [j["status"] for j in on1.values()].count("pending") == 2
-    status, workers = await w2.api("GET", "/workers")
-    assert status == 200 and [(w["id"], w["load"], w["capacity"], w["alive"]) for w in workers] == [
-        ("w1", 3, 3, True), ("w2", 3, 3, True)]
+    same = ("worker_id", "epoch", "stream_url", "labels", "from_config", "status")
+
+    async def same_answer() -> bool:  # the same on both (a lease may move meanwhile: ask again)
+        on1, on2 = await fleet.jobs("w1"), await fleet.jobs("w2")
+        return (sorted(on1) == JOBS and [j["status"] for j in on1.values()].count("pending") == 2
+                and {i: [j[k] for k in same] for i, j in on1.items()}
+                == {i: [j[k] for k in same] for i, j in on2.items()})
+    await until(same_answer, WAIT, "the same jobs on both workers")
+
+    async def workers_listed() -> bool:
+        status, workers = await w2.api("GET", "/workers")
+        return status == 200 and [(w["id"], w["load"], w["capacity"], w["alive"]) for w in workers] == [
+            ("w1", 3, 3, True), ("w2", 3, 3, True)]
+    await until(workers_listed, WAIT, "GET /workers: two workers, three jobs each")
+    on1 = await fleet.jobs("w1")
     await until(lambda: {d.cam for d in fleet.router.taken} >= {j for j, o in on1.items()
                                                                 if o["worker_id"]}, WAIT, "six cameras posting")
 
