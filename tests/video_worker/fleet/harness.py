@@ -2,9 +2,10 @@
 
 * :func:`fresh_database`: a new PostgreSQL database on the test server (dropped afterwards);
 * :class:`Router`: a facerouter stand-in that records every delivery with its idempotency key,
-  and answers 503 to the workers named in ``refuse`` (so they spool);
-* :class:`Proxy`: a TCP proxy between one worker and PostgreSQL that can cut the connection
-  (``pause``: every connection closed, new ones refused) to simulate a database outage;
+  stores each key once (a key delivered again is answered as facerouter does, ``duplicate``), and
+  answers 503 to the workers named in ``refuse`` (so they spool);
+* :class:`Proxy`: a TCP proxy (its own process) between a worker and PostgreSQL, to cut the database
+  off (``cut``: every connection dropped, new ones refused) and bring it back (``resume``);
 * :class:`WorkerProc`: one ``video-worker`` process (``start``, ``kill9``, ``stop``, ``api``).
 """
 from __future__ import annotations
@@ -91,6 +92,9 @@ class Delivery:
     epoch: int | None
     decoded_at: float
     ok: bool
+    #: the key was stored before (a post sent again: its answer was lost, or the worker stopped
+    #: before it saw it); facerouter answers it from its idempotency store
+    duplicate: bool = False
 
     @property
     def run(self) -> str:
@@ -108,6 +112,7 @@ class Router:
     port: int = field(default_factory=free_port)
     deliveries: list[Delivery] = field(default_factory=list)
     refuse: set[str] = field(default_factory=set)
+    _stored: dict[str, str] = field(default_factory=dict)
     runner: web.AppRunner | None = None
 
     @property
@@ -116,18 +121,24 @@ class Router:
 
     @property
     def taken(self) -> list[Delivery]:
-        return [d for d in self.deliveries if d.ok]
+        """The posts stored (each key once)."""
+        return [d for d in self.deliveries if d.ok and not d.duplicate]
 
     async def handle(self, request: web.Request) -> web.Response:
         form = await request.post()
         params = json.loads(str(form["detectorParams"]))
         worker = params["worker_id"]
         ok = worker not in self.refuse
-        self.deliveries.append(Delivery(request.headers.get("Idempotency-Key", ""), str(form["cam_id"]),
-                                        worker, params.get("epoch"), params["decoded_at"], ok))
+        key = request.headers.get("Idempotency-Key", "")
+        duplicate = ok and key in self._stored
+        self.deliveries.append(Delivery(key, str(form["cam_id"]), worker, params.get("epoch"),
+                                        params["decoded_at"], ok, duplicate))
         if not ok:
             return web.json_response({"code": "OVER_CAPACITY"}, status=503, headers={"Retry-After": "0"})
-        return web.json_response({"event_id": str(len(self.deliveries))})
+        if duplicate:
+            return web.json_response({"event_id": self._stored[key], "duplicate": True})
+        self._stored[key] = str(len(self._stored) + 1)
+        return web.json_response({"event_id": self._stored[key]})
 
     async def start(self) -> None:
         app = web.Application(client_max_size=8 * 1024 * 1024)
@@ -143,56 +154,31 @@ class Router:
 
 
 class Proxy:
-    """A loopback TCP proxy to ``target`` (host, port); ``pause`` cuts every connection and refuses
-    new ones, ``resume`` listens again on the same port."""
+    """A loopback TCP proxy to ``target`` (host, port) in its own process (so that nothing in the
+    test process can slow the worker's database connection): ``cut`` kills it (every connection
+    dropped, new ones refused), ``resume`` starts it again on the same port."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
         self.port = free_port()
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.proc: subprocess.Popen[bytes] | None = None
 
     async def resume(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port, reuse_address=True)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.video_worker.fleet.tcpproxy",
+                                      str(self.port), self.target[0], str(self.target[1])],
+                                     env=env, cwd=str(REPO))
 
-    async def pause(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        for w in list(self._writers):
-            w.close()
-        for t in list(self._tasks):
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._writers.clear()
+        def listening() -> bool:
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", self.port)) == 0
+        await until(listening, 30, "the database proxy listening", step=0.1)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.close()
-            return
-        self._writers |= {writer, up_writer}
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except (OSError, asyncio.IncompleteReadError):
-                pass
-            finally:
-                dst.close()
-
-        tasks = [asyncio.create_task(pipe(reader, up_writer)), asyncio.create_task(pipe(up_reader, writer))]
-        self._tasks.update(tasks)
-        try:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        finally:
-            self._tasks.difference_update(tasks)
-            self._writers.difference_update({writer, up_writer})
+    async def cut(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
 
 
 class WorkerProc:
@@ -283,7 +269,7 @@ class WorkerProc:
             return ""
 
 
-async def until(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.2) -> None:
+async def until(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.5) -> None:
     """Poll ``predicate`` (sync or async) until it is true; fail naming ``what`` after ``timeout``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -313,18 +299,15 @@ def runs_overlap(deliveries: list[Delivery]) -> list[str]:
     return bad
 
 
-def gaps_and_doubles(deliveries: list[Delivery]) -> tuple[list[str], list[str]]:
-    """Runs whose delivered posts miss a sequence number below their highest one, and keys
-    delivered more than once: both should be empty."""
+def gaps_and_strays(deliveries: list[Delivery]) -> tuple[list[str], list[str]]:
+    """Runs whose stored posts miss a sequence number below their highest one (a post lost), and
+    keys delivered by more than one worker (a post made twice, not sent again): both should be
+    empty."""
     seqs: dict[str, set[int]] = {}
-    seen: set[str] = set()
-    doubles = []
+    senders: dict[str, set[str]] = {}
     for d in deliveries:
-        if not d.ok:
-            continue
-        if d.key in seen:
-            doubles.append(d.key)
-        seen.add(d.key)
-        seqs.setdefault(f"{d.cam}:{d.run}", set()).add(d.seq)
+        if d.ok and not d.duplicate:
+            seqs.setdefault(f"{d.cam}:{d.run}", set()).add(d.seq)
+        senders.setdefault(d.key, set()).add(d.worker)
     gaps = [run for run, s in seqs.items() if s != set(range(max(s) + 1))]
-    return gaps, doubles
+    return gaps, [key for key, who in senders.items() if len(who) > 1]

