@@ -243,6 +243,15 @@ class FleetSection(StrictModel):
     #: null: http://<host>:<port>
     advertise_url: str | None = None
 
+    @field_validator("store")
+    @classmethod
+    def _store(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            scheme = value.get_secret_value().split("://", 1)[0]
+            if scheme not in ("postgresql+asyncpg", "sqlite+aiosqlite"):
+                raise ValueError("store must be a postgresql+asyncpg:// or sqlite+aiosqlite:/// URL")
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> "FleetSection":
         if self.heartbeat_s is not None and self.heartbeat_s * 2 > self.lease_s:

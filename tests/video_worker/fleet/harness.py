@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +96,8 @@ class Delivery:
     #: the key was stored before (a post sent again: its answer was lost, or the worker stopped
     #: before it saw it); facerouter answers it from its idempotency store
     duplicate: bool = False
+    #: when the router got it (unix seconds)
+    at: float = 0.0
 
     @property
     def run(self) -> str:
@@ -132,7 +135,7 @@ class Router:
         key = request.headers.get("Idempotency-Key", "")
         duplicate = ok and key in self._stored
         self.deliveries.append(Delivery(key, str(form["cam_id"]), worker, params.get("epoch"),
-                                        params["decoded_at"], ok, duplicate))
+                                        params["decoded_at"], ok, duplicate, time.time()))
         if not ok:
             return web.json_response({"code": "OVER_CAPACITY"}, status=503, headers={"Retry-After": "0"})
         if duplicate:
