@@ -269,7 +269,8 @@ class WorkerConfig(StrictModel):
 
     host: str = "127.0.0.1"
     port: int = Field(DEFAULT_PORT, ge=0, le=65535)
-    worker_id: str = "video-worker-1"
+    #: unique in a fleet: a worker starting frees the jobs its previous run (same id) held
+    worker_id: str = Field("video-worker-1", min_length=1, max_length=128)
     #: where API-created jobs and the spool live (relative paths: to the config file)
     state_dir: Path = Path("video_worker_state")
     router_url: str = "http://127.0.0.1:18820"

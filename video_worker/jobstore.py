@@ -229,7 +229,8 @@ class JobStore:
                 return True
             await conn.execute(jobs_t.update().where(jobs_t.c.id == job_id).values(
                 spec=spec, desired="run", done=False, from_config=False, version=jobs_t.c.version + 1,
-                state="pending", status_msg="", updated_ms=now))
+                state="pending", status_msg="", updated_ms=now,
+                lease_ms=sa.case((jobs_t.c.done.is_(True), 0), else_=jobs_t.c.lease_ms)))
             return old.desired != "run"
 
     async def delete(self, job_id: str) -> bool:
@@ -247,7 +248,9 @@ class JobStore:
             now = await self._now_ms(conn)
             result = await conn.execute(jobs_t.update().where(
                 jobs_t.c.id == job_id, jobs_t.c.desired == "run").values(
-                version=jobs_t.c.version + 1, done=False, updated_ms=now))
+                version=jobs_t.c.version + 1, done=False, updated_ms=now,
+                # a finished job runs nowhere: any worker may claim it at once
+                lease_ms=sa.case((jobs_t.c.done.is_(True), 0), else_=jobs_t.c.lease_ms)))
             return bool(result.rowcount)
 
     async def seed(self, worker_id: str, jobs: dict[str, dict[str, Any]]) -> None:
@@ -351,6 +354,16 @@ class JobStore:
                 await conn.execute(jobs_t.update().where(
                     jobs_t.c.id == job_id, jobs_t.c.owner == worker_id, jobs_t.c.epoch == epoch).values(
                     owner=None, lease_ms=0, state=state, status_msg=msg, updated_ms=now))
+
+    async def release_all(self, worker_id: str) -> int:
+        """Give up every lease held under ``worker_id`` (a worker starting again: what its previous
+        run held is free at once); returns how many."""
+        async with self._begin() as conn:
+            now = await self._now_ms(conn)
+            result = await conn.execute(jobs_t.update().where(
+                jobs_t.c.owner == worker_id, jobs_t.c.lease_ms >= now, jobs_t.c.done.is_(False)).values(
+                lease_ms=0, updated_ms=now))
+            return int(result.rowcount)
 
     async def fail(self, worker_id: str, job_id: str, epoch: int, error: str) -> None:
         """Mark a job this worker claimed but cannot start (its definition or the source policy

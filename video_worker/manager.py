@@ -24,7 +24,8 @@ while it is unreachable answers 503 ``STORE_UNAVAILABLE``.
 **Spools and failover.** Each worker spools undelivered posts locally (``<state_dir>/spool/<job>``).
 A job that stops here (lease lost, worker restarted) keeps its spool, which the worker keeps
 delivering while another worker runs the job; after ``kill -9`` the spool is delivered when the
-worker starts again. Each post keeps its idempotency key, so facerouter stores it once however often
+worker starts again; a worker starting under the same ``worker_id`` (unique in a fleet) first frees
+what its previous run still held. Each post keeps its idempotency key, so facerouter stores it once however often
 it is sent; its ``detectorParams.epoch`` says which claim produced it.
 
 **YAML jobs.** ``jobs:`` of the config are seeded into the store at start, marked ``from_config``.
@@ -132,6 +133,10 @@ class JobManager:
             await asyncio.wait_for(self.store.open(), self._db_timeout * 3)
             await self._db(self._import_legacy())
             await self._db(self.store.seed(self.worker_id, {j.id: spec_of(j) for j in self.cfg.jobs}))
+            # what a previous run of this worker held (killed: its leases still run) is free now
+            freed = await self._db(self.store.release_all(self.worker_id))
+            if freed:
+                log.info("%d jobs held by this worker's previous run are free again", freed)
             await self._db(self._start_drains())
         except Exception as exc:  # noqa: BLE001 - any driver error
             await self.store.close()
@@ -153,7 +158,13 @@ class JobManager:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         async with self._tick_lock:
-            held = {i: lease.epoch for i, lease in self.leases.items() if not lease.done}
+            try:  # a last report: a single_pass job that just finished is recorded as done
+                await self._db(self.store.heartbeat(self.worker_id, self.url, self.fleet.capacity,
+                                                    self.lease_s, self._reports()), self._tick_timeout)
+            except StoreUnavailable:
+                pass
+            held = {i: lease.epoch for i, lease in self.leases.items()
+                    if not lease.done and not (i in self.jobs and self.jobs[i].finished.is_set())}
             self.leases.clear()
             await asyncio.gather(*(self._schedule(i, self._stop_local, i) for i in list(self.jobs)))
             await asyncio.gather(*list(self._actions.values()), return_exceptions=True)

@@ -55,8 +55,8 @@ async def test_store_unreachable_jobs_stop_at_the_lease_then_resume(start_worker
 
     for name in ("heartbeat", "claim", "get", "list"):
         monkeypatch.setattr(manager.store, name, down)
-    await wait_for(lambda: "cam1" not in manager.jobs, timeout=30)  # stopped when the lease ran out
-    assert cam.status == "stopped"
+    # stopped when the lease ran out
+    await wait_for(lambda: "cam1" not in manager.jobs and cam.status == "stopped", timeout=30)
     status, body = await api(worker, "GET", "/job/cam1")
     assert status == 503 and body["code"] == "STORE_UNAVAILABLE"
     status, health = await api(worker, "GET", "/healthz")
@@ -71,3 +71,21 @@ async def test_store_unreachable_jobs_stop_at_the_lease_then_resume(start_worker
         pass
     else:
         raise AssertionError("JobNotFound expected")
+
+
+async def test_a_single_pass_job_finishes_once(start_worker, tmp_path, router, short_clip) -> None:
+    cfg = worker_config(tmp_path, router.url)
+    worker = await start_worker(cfg)
+    status, _ = await api(worker, "POST", "/job/once", json={"stream_url": str(short_clip), "single_pass": True})
+    assert status == 201
+    cam = worker.manager.get("once")
+    await wait_for(lambda: cam.finished.is_set(), timeout=60)
+    await worker.shutdown()  # at once: the end is recorded before the lease is given back
+    posts = len(router.posts)
+    worker = await start_worker(cfg)
+    status, job = await api(worker, "GET", "/job/once")
+    assert status == 200 and job["status"] == "finished" and job["epoch"] == 1
+    assert "once" not in worker.manager.jobs and len(router.posts) == posts
+    status, job = await api(worker, "POST", "/job/once/restart")  # asked again: it runs again
+    assert status == 200 and job["epoch"] == 2
+    await wait_for(lambda: worker.manager.get("once").finished.is_set(), timeout=60)
