@@ -4,16 +4,21 @@
   "settings"?}``: create (201) or replace (200) a job; answers the job.
 * ``GET /jobs``: ``[job, ...]``; ``GET /job/{id}``: the job; ``DELETE /job/{id}``: 204;
   ``POST /job/{id}/restart``: the job, restarted.
+* Every worker of a fleet answers for every job of the shared job store (:mod:`video_worker.manager`):
+  a write on any worker is placed on the least loaded worker with room. ``GET /workers``:
+  ``[{"id", "url", "capacity", "load", "heartbeat_age_s", "alive", "left"}, ...]``.
 * A job: ``{"id", "stream_url", "labels", "router_url", "single_pass", "settings", "status",
   "status_msg", "statistic": {frames_decoded, frames_analysed, frames_dropped, frames_skipped_motion,
   faces_detected, tracks, faces_posted, posts_rejected, posts_failed, posts_spooled, posts_dropped,
   processed_duration, reconnects, decode_fps, last_error, posts_pending, spool_bytes},
-  "worker_id"}``.
+  "worker_id" (the worker running it; null while it waits for one), "epoch" (its lease's fencing
+  counter), "from_config"}``; ``status`` is also ``pending`` (no worker runs it) or ``failed`` (no
+  worker can start it as defined).
 * ``GET /healthz``: 200 ``{"status": "ok", ...}`` (503 while stopping); ``GET /metrics``;
   ``GET /openapi.json``: this API's OpenAPI document (:mod:`video_worker.openapi`).
 
 Errors are ``{"code", "desc"}`` (``BAD_PARAM`` 400 with ``param``, ``NOT_FOUND`` 404,
-``UNAUTHORIZED`` 401, ``FORBIDDEN`` 403, ``METHOD_NOT_ALLOWED`` 405 with ``Allow``,
+``UNAUTHORIZED`` 401, ``STORE_UNAVAILABLE`` 503, ``FORBIDDEN`` 403, ``METHOD_NOT_ALLOWED`` 405 with ``Allow``,
 ``PAYLOAD_TOO_LARGE`` 413, ``INTERNAL_ERROR`` 500). The body of ``POST /job/{id}`` is parsed by
 :mod:`sfapi.safejson` (size and depth limits) and checked against the source policy
 (:mod:`video_worker.policy`) before the job starts. API tokens (config ``auth``, :mod:`sfapi.auth`'s rules) cover every route but
@@ -25,7 +30,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import logging
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -81,10 +86,6 @@ def _worker(request: web.Request) -> "Worker":
     return request.app[WORKER_KEY]
 
 
-def _view(request: web.Request, job: Any) -> dict[str, Any]:
-    return {**job.view(), "worker_id": _worker(request).cfg.worker_id}
-
-
 async def put_job(request: web.Request) -> web.Response:
     worker = _worker(request)
     try:
@@ -93,17 +94,16 @@ async def put_job(request: web.Request) -> web.Response:
         raise BadJob(f"the body must be JSON: {exc.detail}", param="body") from None
     spec = job_from_api(request.match_info["id"], body, worker.cfg)
     await worker.policy.check(spec.stream_url, spec.router_url, spec.settings)
-    job, created = await worker.manager.put(spec)
-    return web.json_response(_view(request, job), status=201 if created else 200)
+    view, created = await worker.manager.put(spec)
+    return web.json_response(view, status=201 if created else 200)
 
 
 async def list_jobs(request: web.Request) -> web.Response:
-    jobs = _worker(request).manager.jobs
-    return web.json_response([_view(request, jobs[k]) for k in sorted(jobs)])
+    return web.json_response(await _worker(request).manager.views())
 
 
 async def get_job(request: web.Request) -> web.Response:
-    return web.json_response(_view(request, _worker(request).manager.get(request.match_info["id"])))
+    return web.json_response(await _worker(request).manager.view(request.match_info["id"]))
 
 
 async def delete_job(request: web.Request) -> web.Response:
@@ -112,8 +112,11 @@ async def delete_job(request: web.Request) -> web.Response:
 
 
 async def restart_job(request: web.Request) -> web.Response:
-    job = await _worker(request).manager.restart(request.match_info["id"])
-    return web.json_response(_view(request, job))
+    return web.json_response(await _worker(request).manager.restart(request.match_info["id"]))
+
+
+async def list_workers(request: web.Request) -> web.Response:
+    return web.json_response(await _worker(request).manager.workers())
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -125,7 +128,8 @@ async def healthz(request: web.Request) -> web.Response:
         statuses[status] = statuses.get(status, 0) + 1
     body = {"status": "stopping" if worker.stopping else "ok", "worker_id": worker.cfg.worker_id,
             "jobs": len(jobs), "job_status": statuses,
-            "posts_pending": sum(job.outbox.pending for job in jobs)}
+            "posts_pending": sum(job.outbox.pending for job in jobs),
+            "store": "ok" if worker.manager.store_ok else "unreachable"}
     return web.json_response(body, status=503 if worker.stopping else 200,
                              dumps=lambda o: json.dumps(o, sort_keys=True))
 
@@ -155,6 +159,7 @@ def build_app(worker: "Worker", auth: Authenticator | None = None) -> web.Applic
     app.router.add_get("/job/{id}", get_job)
     app.router.add_delete("/job/{id}", delete_job)
     app.router.add_post("/job/{id}/restart", restart_job)
+    app.router.add_get("/workers", list_workers)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi)

@@ -1,5 +1,9 @@
 """The worker service: detector, HTTP client, jobs, API; set up in order, torn down in reverse.
 
+The jobs live in the job store (``fleet.store``: SQLite in the state folder for one worker,
+PostgreSQL shared by a fleet); a worker that cannot open it does not start
+(:class:`~video_worker.errors.VideoWorkerError`).
+
 The job API's token check is built first, so a worker that must check tokens and has none fails
 before it loads anything (:class:`~video_worker.errors.ConfigError`, as the config loader says it).
 The HTTP client sends ``router_token`` with every request, i.e. every frame posted to facerouter.
@@ -60,6 +64,8 @@ class Worker:
                            ssl_context=self.cfg.tls.context())
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        if self.cfg.fleet.advertise_url is None:  # the address the other workers show for this one
+            self.manager.url = f"http://{host or self.cfg.host}:{self.port}"
         log.info("video worker %s listening on %s:%d (API tokens %s)", self.cfg.worker_id,
                  host or self.cfg.host, self.port, "checked" if auth is not None and auth.enabled else "off")
 

@@ -21,7 +21,7 @@ from sfapi.configfile import StrictModel, load_config, validate
 from video_worker.errors import BadJob, ConfigError
 
 __all__ = ["CameraSettings", "JobSpec", "ModelsSection", "DetectorSection", "DeliverySection",
-           "SourceSection", "WorkerConfig", "load", "job_from_api", "authenticator", "JOB_ID", "SERVICE"]
+           "SourceSection", "FleetSection", "WorkerConfig", "load", "job_from_api", "authenticator", "JOB_ID", "SERVICE"]
 
 DEFAULT_PORT = 18999
 #: the service's name in messages (the console script's name)
@@ -233,12 +233,53 @@ class SourceSection(StrictModel):
         return value
 
 
+class FleetSection(StrictModel):
+    """The job store shared by the workers of a fleet, and this worker's share of it
+    (:mod:`video_worker.jobstore`, :mod:`video_worker.manager`)."""
+
+    #: SQLAlchemy URL of the job store: ``postgresql+asyncpg://user:password@host/db`` for a fleet
+    #: (every worker names the same one); null: SQLite in ``<state_dir>/jobs.db`` (one worker).
+    #: Never logged with its password.
+    store: SecretStr | None = None
+    #: cameras this worker runs at most
+    capacity: int = Field(100, ge=1, le=10000)
+    #: how long a claim or a renewal holds a job (seconds); a worker that cannot renew stops its
+    #: jobs when it runs out, and the others claim them once it has run out in the database
+    lease_s: float = Field(10.0, ge=0.5, le=600)
+    #: heartbeat (lease renewal, claiming) interval; null: a third of the lease, at most 2 s
+    heartbeat_s: float | None = Field(None, gt=0)
+    #: how other workers and operators reach this worker's job API (shown by ``GET /workers``);
+    #: null: http://<host>:<port>
+    advertise_url: str | None = None
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            scheme = value.get_secret_value().split("://", 1)[0]
+            if scheme not in ("postgresql+asyncpg", "sqlite+aiosqlite"):
+                raise ValueError("store must be a postgresql+asyncpg:// or sqlite+aiosqlite:/// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> "FleetSection":
+        if self.heartbeat_s is not None and self.heartbeat_s * 2 > self.lease_s:
+            raise ValueError("heartbeat_s must be at most half of lease_s")
+        return self
+
+    @property
+    def tick_s(self) -> float:
+        """The heartbeat interval in use."""
+        return self.heartbeat_s if self.heartbeat_s is not None else min(self.lease_s / 3, 2.0)
+
+
 class WorkerConfig(StrictModel):
     """The whole ``video_worker.yaml``."""
 
     host: str = "127.0.0.1"
     port: int = Field(DEFAULT_PORT, ge=0, le=65535)
-    worker_id: str = "video-worker-1"
+    #: unique in a fleet: a worker starting frees the jobs its previous run (same id) held
+    worker_id: str = Field("video-worker-1", min_length=1, max_length=128)
     #: where API-created jobs and the spool live (relative paths: to the config file)
     state_dir: Path = Path("video_worker_state")
     router_url: str = "http://127.0.0.1:18820"
@@ -259,6 +300,7 @@ class WorkerConfig(StrictModel):
     detector: DetectorSection = DetectorSection()
     delivery: DeliverySection = DeliverySection()
     source: SourceSection = SourceSection()
+    fleet: FleetSection = FleetSection()
     defaults: CameraSettings = CameraSettings()
     jobs: list[JobSpec] = []
 
@@ -280,6 +322,12 @@ class WorkerConfig(StrictModel):
     def router_of(self, job: JobSpec) -> str:
         """The facerouter base URL of ``job``."""
         return (job.router_url or self.router_url).rstrip("/")
+
+    def store_url(self) -> str:
+        """The job store's SQLAlchemy URL (with its password: never log it)."""
+        if self.fleet.store is not None:
+            return self.fleet.store.get_secret_value()
+        return f"sqlite+aiosqlite:///{Path(self.state_dir) / 'jobs.db'}"
 
     def router_headers(self) -> dict[str, str]:
         """Headers of every request to facerouter (the token, when there is one)."""

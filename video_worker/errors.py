@@ -24,6 +24,7 @@ __all__ = [
     "ApiError",
     "BadJob",
     "JobNotFound",
+    "StoreUnavailable",
 ]
 
 
@@ -120,3 +121,11 @@ class JobNotFound(ApiError):
 
     status = 404
     code = "NOT_FOUND"
+
+
+class StoreUnavailable(ApiError):
+    """The job store (:mod:`video_worker.jobstore`) did not answer: writes and reads of the fleet's
+    jobs wait for it; running jobs keep running until their leases run out."""
+
+    status = 503
+    code = "STORE_UNAVAILABLE"

@@ -1,6 +1,6 @@
 """What a camera job may read and where it may post: the job API's source and router policy.
 
-A job created over the job API (or one created that way and read back from ``jobs.json`` at start)
+A job created over the job API (and again whenever a worker claims it from the job store)
 is checked before it starts; jobs written in the config file are the operator's own and are not.
 
 * ``stream_url``: a URL whose scheme is in ``source.allowed_schemes`` (rtsp, rtsps, http, https by

@@ -116,8 +116,10 @@ class PostBuilder:
 
     def __init__(self, cam_id: str, labels: dict[str, str], settings: CameraSettings,
                  worker_id: str, normalized_size: int = 200, normalized_padding: float = 0.4,
-                 run_id: str | None = None) -> None:
+                 run_id: str | None = None, epoch: int | None = None) -> None:
         self.cam_id = cam_id
+        #: the job's lease epoch when this run started (``detectorParams.epoch``; None: not sent)
+        self.epoch = epoch
         #: this run's id, part of every post's idempotency key
         self.run_id = run_id or uuid.uuid4().hex
         self._seq = itertools.count()
@@ -161,6 +163,8 @@ class PostBuilder:
             "decoded_at": None if self.s.use_stream_timestamp else round(obs.timestamp, 6),
             "analysed_at": round(analysed_at, 6),
         }
+        if self.epoch is not None:  # the fencing token of the run (video_worker.jobstore)
+            params["epoch"] = self.epoch
         fields = {
             "bbox": json.dumps([bbox]), "cam_id": self.cam_id, "timestamp": rfc3339(obs.timestamp),
             "detectorParams": json.dumps(params), "bs_type": pick.bs_type, "labels": self.labels_json,
