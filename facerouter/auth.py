@@ -74,7 +74,7 @@ class AuthApplication(tornado.web.Application):
                     who.append(self.authenticator.authorize(as_method, request.path, authorization,
                                                             need if as_method == method else None))
 
-                console.gate(request, check_token)
+                console.gate(request, check_token, need)
                 info.who = who[0] if who else None
         except AuthError as exc:
             log.warning("%s %s -> %s: %s", request.method, request.path, exc.status, exc.reason)

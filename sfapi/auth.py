@@ -197,6 +197,10 @@ class Authenticator:
         """Install the database's tokens (replacing the ones installed before)."""
         self._dynamic = tuple(tokens)
 
+    def known_tokens(self) -> tuple[StoredToken, ...]:
+        """The tokens of the config and of the database (the console's login checks these)."""
+        return tuple(self.tokens) + self._dynamic
+
     def authorize(self, method: str, path: str, authorization: str | None,
                   need: str | None = None) -> Principal | None:
         """The token holder, or None when the route is open (or auth is off); raises AuthError when

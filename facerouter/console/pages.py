@@ -118,7 +118,7 @@ class SessionHandler(ConsoleHandler):
         if sess is not None:
             body.update(name=sess.name, role=sess.role, csrf=sess.csrf)
         elif not required:
-            body.update(role="write")
+            body.update(role="admin")
         self.send(body)
 
 

@@ -53,7 +53,7 @@ class Console:
     # --- the request check -------------------------------------------------------------------
 
     def gate(self, request: tornado.httputil.HTTPServerRequest,
-             check_token: Callable[[str], None]) -> None:
+             check_token: Callable[[str], None], need: str | None = None) -> None:
         """Check one request: open routes pass; a request with ``Authorization`` is an API call
         (``check_token(method)``); one with a live session cookie is checked as a session
         (:meth:`SessionStore.check`); anything else is an API call without a token."""
@@ -65,7 +65,7 @@ class Console:
         if request.headers.get("Authorization") is None:
             sess = self.sessions.from_request(request)
             if sess is not None:
-                self.sessions.check(sess, request, read)
+                self.sessions.check(sess, request, read, need)
                 return
         check_token("GET" if read else method)
 

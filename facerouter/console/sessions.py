@@ -19,7 +19,7 @@ from typing import Callable
 
 import tornado.httputil
 
-from sfapi.auth import READ_METHODS, Authenticator, AuthError
+from sfapi.auth import GRANTS, READ_METHODS, Authenticator, AuthError, canonical_role, digest
 
 __all__ = ["Session", "SessionStore", "COOKIE", "CSRF_HEADER", "same_origin", "page_origin"]
 
@@ -67,14 +67,19 @@ class SessionStore:
 
     def login(self, authenticator: Authenticator, token: str) -> Session:
         """A new session for ``token``; raises :class:`AuthError` (401) for an unknown token."""
-        given = token.strip().encode()
-        for secret, role, name in authenticator.tokens:
-            if hmac.compare_digest(secret, given):
-                break
+        given = digest(token.strip())
+        found = None
+        for tok in authenticator.known_tokens():  # every entry compared: no early exit to time
+            if hmac.compare_digest(tok.sha256, given):
+                found = tok
+        if found is not None:
+            if found.expires is not None and time.time() >= found.expires:
+                raise AuthError(401, f"token {found.name!r} expired")
+            role, name = canonical_role(found.role), found.name
+        elif authenticator.enabled or not token.strip():
+            raise AuthError(401, "unknown API token")
         else:
-            if authenticator.enabled or not given:
-                raise AuthError(401, "unknown API token")
-            role, name = "write", "anonymous"   # tokens are not checked: anyone may change
+            role, name = "admin", "anonymous"   # tokens are not checked: anyone may change
         self._expire()
         while len(self._sessions) >= self.limit:
             self._sessions.popitem(last=False)
@@ -109,7 +114,8 @@ class SessionStore:
         for sid in [s.sid for s in self._sessions.values() if s.expires <= now]:
             del self._sessions[sid]
 
-    def check(self, sess: Session, request: tornado.httputil.HTTPServerRequest, read: bool) -> None:
+    def check(self, sess: Session, request: tornado.httputil.HTTPServerRequest, read: bool,
+              need: str | None = None) -> None:
         """Refuse (:class:`AuthError` 403) a cookie-authenticated request that may not run:
         a change without the CSRF token or from another origin, or by a read-only session."""
         if read and (request.method or "GET").upper() in READ_METHODS:
@@ -120,6 +126,7 @@ class SessionStore:
         if not same_origin(request, self.public_origin):
             raise AuthError(403, "a change from a console session must come from the console's "
                             "own origin (Origin header)")
-        if not read and sess.role != "write":
-            raise AuthError(403, f"{sess.name!r} is logged in with a read-only token; "
-                            f"{request.method} needs a read-write token")
+        need = need or "admin"
+        if not read and need not in GRANTS.get(sess.role, frozenset()):
+            raise AuthError(403, f"{sess.name!r} is logged in with a {sess.role} token, read-only "
+                            f"here: {request.method} {request.path} needs {need}")

@@ -131,7 +131,7 @@ def _browse(base: str, plan: DemoPlan, people: DemoPeople, files: dict[str, Path
         screenshot(driver, "0-login")
         login(WRITE)
         assert WRITE not in driver.current_url
-        assert "operator (write)" in text_of("#who")
+        assert "operator (admin)" in text_of("#who")
         cookies = {c["name"]: c for c in driver.get_cookies()}
         assert cookies["facerouter_session"]["httpOnly"] and cookies["facerouter_session"]["sameSite"] == "Strict"
         screenshot(driver, "1-live-empty")

@@ -58,7 +58,7 @@ async def test_login_sets_a_strict_httponly_cookie_and_never_logs_the_token(
     assert (await _login(r, WRITE, origin=None))[0] == 403
     assert (await _login(r, WRITE, origin="http://evil.example"))[0] == 403
     status, body, cookie = await _login(r, WRITE)
-    assert status == 200 and body["role"] == "write" and body["name"] == "operator"
+    assert status == 200 and body["role"] == "admin" and body["name"] == "operator"
     assert cookie is not None
     attrs = cookie.lower()
     assert "httponly" in attrs and "samesite=strict" in attrs and "path=/" in attrs
@@ -66,7 +66,7 @@ async def test_login_sets_a_strict_httponly_cookie_and_never_logs_the_token(
     assert WRITE not in cookie and len(_sid(cookie)) >= 40
     async with r.http.get(r.base + "/ui/api/session", headers={"Cookie": f"{COOKIE}={_sid(cookie)}"}) as resp:
         info = await resp.json()
-    assert info["authenticated"] and info["role"] == "write" and info["csrf"] == body["csrf"]
+    assert info["authenticated"] and info["role"] == "admin" and info["csrf"] == body["csrf"]
     assert WRITE not in caplog.text and READ not in caplog.text
 
 

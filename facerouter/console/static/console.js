@@ -88,8 +88,9 @@ async function boot() {
   state.session = s;
   $("top").hidden = false;
   $("who").textContent = (s.name || "") + (s.role ? " (" + s.role + ")" : "");
-  $("who").className = s.role === "write" ? "role-write" : "role-read";
-  document.body.classList.toggle("read-only", s.role !== "write");
+  const writes = ["operator", "admin", "write"].includes(s.role);
+  $("who").className = writes ? "role-write" : "role-read";
+  document.body.classList.toggle("read-only", !writes);
   await loadSources();
   startStream();
   route();
