@@ -96,7 +96,7 @@ async def test_every_client_call(sf: Any, data_dir: Path) -> None:
         gal1 = client.gallery("gal1")
         # the reference returns None; ours says whether this call created it (callers that ignore
         # the answer, as the reference's do, see no difference)
-        assert await gal1.create(timeout=10) is True
+        assert await gal1.create(timeout=10) is None
         listed = await client.list_galleries(timeout=10)
         assert [(g.name, g.number) for g in listed if g.name == "gal1"] == [("gal1", 0)]
 
