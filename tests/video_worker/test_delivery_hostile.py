@@ -16,6 +16,7 @@ from sfapi.auth import AuthConfig, Authenticator
 from tests.facerouter.conftest import FACE0, PHOTO, TS
 from tests.video_worker.conftest import RouterStandIn, api, wait_for, worker_config
 from video_worker.delivery import send_post
+from video_worker.errors import JobNotFound
 from video_worker.posts import Post
 from video_worker.spool import Spool
 
@@ -116,8 +117,20 @@ async def test_every_post_has_a_unique_key_new_per_run(start_worker, tmp_path, p
         assert len({p.group(1) for p in parts}) == 1  # one run
         tracks = [int(p.group(2)) for p in parts]
         assert tracks == [post["detectorParams"]["track"] for post in router.posts]
+        finished_run = cam
         await api(worker, "POST", "/job/cam1/restart")
-        cam = worker.manager.get("cam1")
+
+        async def next_run() -> Any:  # the new run's camera starts in its own task
+            while True:
+                try:
+                    current = worker.manager.get("cam1")
+                except JobNotFound:
+                    current = None
+                if current is not None and current is not finished_run:
+                    return current
+                await asyncio.sleep(0.05)
+
+        cam = await asyncio.wait_for(next_run(), 60)
         await asyncio.wait_for(cam.finished.wait(), 60)
         await asyncio.wait_for(cam.outbox.drained(), 60)
         second = router.keys[len(first):]
