@@ -221,20 +221,29 @@ def entry_line(entry: dict[str, Any], names: dict[str, str]) -> str:
 HEADER = f"{'time':<9}{'camera':<10}{'result':<7}{'person':<16}{'conf':>6}  {'age':>3}  {'sex':<7}mood"
 
 
-async def tail_entries(plan: DemoPlan, names: dict[str, str], out: TextIO, stop: asyncio.Event,
-                       interval: float = 1.0) -> None:
-    """Print new entries (oldest first) until ``stop`` is set."""
+async def entry_ids(plan: DemoPlan) -> set[str]:
+    """The ids of the entries stored now (the newest 1000), or none when they cannot be read."""
     import aiohttp
 
     url = plan.url("facerouter") + "/v2/entries"
-    seen: set[str] = set()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-        # entries of earlier runs are history, not news: remember them and say where they are
         try:
             async with http.get(url, params={"limit": 1000}) as resp:
-                seen.update(e["id"] for e in (await resp.json())["results"])
+                return {e["id"] for e in (await resp.json())["results"]}
         except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
             log.warning("cannot read entries: %s", exc)
+            return set()
+
+
+async def tail_entries(plan: DemoPlan, names: dict[str, str], out: TextIO, stop: asyncio.Event,
+                       interval: float = 1.0, earlier: set[str] | None = None) -> None:
+    """Print new entries (oldest first) until ``stop`` is set. ``earlier``: the entries of earlier
+    runs (read now when not given), which are history, not news: they are counted, not printed."""
+    import aiohttp
+
+    url = plan.url("facerouter") + "/v2/entries"
+    seen = set(earlier) if earlier is not None else await entry_ids(plan)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
         if seen:
             out.write(f"({len(seen)} entries of earlier runs are not shown: {url})\n")
         out.write(HEADER + "\n")

@@ -7,7 +7,8 @@ import signal
 from pathlib import Path
 from typing import TextIO
 
-from facerouter.stack.demo import DemoPlan, demo_people, make_video, populate, tail_entries, write_configs
+from facerouter.stack.demo import (DemoPlan, demo_people, entry_ids, make_video, populate, tail_entries,
+                                   write_configs)
 from facerouter.stack.supervisor import Supervisor
 from sfapi.config import default_models_dir
 from sfapi.models.pack import check_pack, ensure_pack
@@ -39,6 +40,7 @@ async def run_demo(directory: Path, out: TextIO) -> int:
         out.write(f"starting sfapi, facerouter and video-worker (logs in {plan.dir / 'log'})...\n")
         out.flush()
         await sup.wait_up()
+        earlier = await entry_ids(plan)  # before this run's enrolments, which are shown
         names = await populate(plan, people)
         out.write(
             f"\nenrolled: {', '.join(sorted(people.enroll))}; also on camera, not enrolled: "
@@ -53,7 +55,7 @@ async def run_demo(directory: Path, out: TextIO) -> int:
             f"  metrics   {plan.url('sfapi')}/metrics  {plan.url('facerouter')}/metrics  "
             f"{plan.url('video-worker')}/metrics\n\n"
             "Ctrl-C stops everything.\n\n")
-        await tail_entries(plan, names, out, stop)
+        await tail_entries(plan, names, out, stop, earlier=earlier)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

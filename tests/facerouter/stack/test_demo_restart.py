@@ -39,3 +39,29 @@ async def test_earlier_entries_are_not_printed_as_new(local_http, tmp_path) -> N
     await task
     printed = out.getvalue().split("mood", 1)[1]
     assert "10:00:03" in printed and "10:00:01" not in printed and "10:00:02" not in printed
+
+
+async def test_entries_given_as_earlier_are_not_printed(local_http, tmp_path) -> None:
+    """The demo reads the history before enrolling, so its own enrolment entries are shown."""
+    entries = [_entry(2), _entry(1)]
+
+    async def list_entries(request: web.Request) -> web.Response:
+        return web.json_response({"results": entries})
+
+    app = web.Application()
+    app.router.add_get("/v2/entries", list_entries)
+    base = await local_http(app)
+    host, port = base.removeprefix("http://").split(":")
+    plan = DemoPlan(tmp_path, host=host, ports={"sfapi": 1, "facerouter": int(port), "video-worker": 1})
+    out, stop = io.StringIO(), asyncio.Event()
+    task = asyncio.create_task(tail_entries(plan, {}, out, stop, interval=0.05, earlier={"e1"}))
+
+    async def shown(text: str) -> None:
+        while text not in out.getvalue():
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(shown("10:00:02"), 60)
+    stop.set()
+    await task
+    printed = out.getvalue()
+    assert "1 entries of earlier runs" in printed and "10:00:01" not in printed.split("mood", 1)[1]
