@@ -1,6 +1,8 @@
 """The outbound address policy: classification, rules, and checks that resolve through a stub."""
 from __future__ import annotations
 
+from tests.loopback_guard import loopback_only  # noqa: F401  (autouse: loopback connections only)
+
 import ipaddress
 
 import pytest

@@ -2,6 +2,8 @@
 connected to; names resolve through a stub, so refusals come from classification before connecting."""
 from __future__ import annotations
 
+from tests.loopback_guard import loopback_only  # noqa: F401  (autouse: loopback connections only)
+
 import socket
 from pathlib import Path
 
