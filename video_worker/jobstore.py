@@ -142,6 +142,9 @@ class Report:
     counters: dict[str, Any] = field(default_factory=dict)
     last_error: str | None = None
     done: bool = False
+    #: the job version the reporting run was started from: a run's end does not mark a later
+    #: version (a restart or an edit that came meanwhile) as done. None: any version
+    version: int | None = None
 
 
 class JobStore:
@@ -292,11 +295,13 @@ class JobStore:
                 await conn.execute(workers_t.insert().values(
                     id=worker_id, url=url, capacity=capacity, heartbeat_ms=now, started_ms=now, left=False))
             for r in reports:
+                done: Any = jobs_t.c.done
+                if r.done:
+                    done = sa.true() if r.version is None else sa.or_(done, jobs_t.c.version == r.version)
                 await conn.execute(jobs_t.update().where(
                     jobs_t.c.id == r.id, jobs_t.c.owner == worker_id, jobs_t.c.epoch == r.epoch).values(
                     lease_ms=now + int(lease_s * 1000), state=r.state, status_msg=r.status_msg[:2000],
-                    counters=r.counters, last_error=r.last_error, done=jobs_t.c.done | r.done,
-                    updated_ms=now))
+                    counters=r.counters, last_error=r.last_error, done=done, updated_ms=now))
             if not reports:
                 return {}
             rows = (await conn.execute(sa.select(jobs_t).where(

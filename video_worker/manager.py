@@ -118,11 +118,15 @@ class JobManager:
         self.url = self.fleet.advertise_url or f"http://{cfg.host}:{cfg.port}"
         self._drains: dict[str, tuple[Outbox, asyncio.Task[None]]] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
+        #: per local job, the version of the definition it runs
+        self._versions: dict[str, int] = {}
         #: per job, the last start/stop scheduled (they run in order)
         self._actions: dict[str, asyncio.Task[None]] = {}
         self._tick_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        #: store calls still running (their caller may have stopped waiting): finished before close
+        self._in_flight: set[asyncio.Future[Any]] = set()
         self._closing = False
 
     # --- start / stop --------------------------------------------------------------------------
@@ -176,6 +180,8 @@ class JobManager:
                 log.warning("job store unreachable at shutdown (%s): the leases run out by themselves", exc)
             for job_id in list(self._drains):
                 await self._stop_drain(job_id)
+        if self._in_flight:  # calls the store has not answered yet end before the engine goes
+            await asyncio.wait(set(self._in_flight), timeout=self._db_timeout)
         await self.store.close()
 
     # --- API operations (any worker, for the whole fleet) --------------------------------------
@@ -253,6 +259,8 @@ class JobManager:
                                                               self.load, self.lease_s, room), self._tick_timeout)
                     for row in claimed:
                         self.leases[row.id] = Lease(row.epoch, row.version, t0 + self.lease_s - self._guard)
+                        if row.id in self.jobs:  # an earlier run still here: a finished one restarted
+                            self._schedule(row.id, self._stop_local, row.id)
                         actions.append(self._schedule(row.id, self._start_claimed, row))
             except StoreUnavailable:
                 pass
@@ -269,7 +277,8 @@ class JobManager:
             view = job.view()
             stats = view["statistic"]
             out.append(Report(job_id, lease.epoch, view["status"], view["status_msg"], stats,
-                              stats.get("last_error"), done=job.finished.is_set()))
+                              stats.get("last_error"), done=job.finished.is_set(),
+                              version=self._versions.get(job_id)))
         return out
 
     def _apply(self, reports: list[Report], rows: dict[str, JobRow], t0: float) -> list[asyncio.Task[None]]:
@@ -329,6 +338,7 @@ class JobManager:
                 await self.policy.check(spec.stream_url, spec.router_url, spec.settings)
             await self._stop_drain(row.id)
             await self._start_job(spec, row.epoch)
+            self._versions[row.id] = row.version
         except (ValueError, BadJob, VideoWorkerError) as exc:
             log.error("job %s cannot start here: %s", row.id, exc)
             self.leases.pop(row.id, None)
@@ -338,10 +348,13 @@ class JobManager:
                 pass
 
     async def _heartbeat_loop(self) -> None:
-        while True:
+        # ``asyncio.timeout``, not ``wait_for``: on 3.11 a cancel that meets a wake-up at the same
+        # moment is swallowed by ``wait_for``, and close() then waited for this loop forever
+        while not self._closing:
             try:
-                await asyncio.wait_for(self._wake.wait(), self.fleet.tick_s)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(self.fleet.tick_s):
+                    await self._wake.wait()
+            except TimeoutError:
                 pass
             self._wake.clear()
             try:
@@ -352,7 +365,7 @@ class JobManager:
     async def _watchdog(self) -> None:
         """Stops the jobs whose lease ran out (the store was unreachable for that long)."""
         step = min(0.2, self.lease_s / 20)
-        while True:
+        while not self._closing:
             await asyncio.sleep(step)
             now = time.monotonic()
             expired = [i for i, lease in self.leases.items() if not lease.done and lease.deadline <= now]
@@ -397,6 +410,7 @@ class JobManager:
     async def _stop_local(self, job_id: str, drain: bool = False, discard: bool = False) -> None:
         """Stop the local job; ``drain``: keep delivering its spool; ``discard``: delete it."""
         job = self.jobs.pop(job_id, None)
+        self._versions.pop(job_id, None)
         watcher = self._watchers.pop(job_id, None)
         if watcher is not None:
             watcher.cancel()
@@ -473,8 +487,14 @@ class JobManager:
     # --- the store -----------------------------------------------------------------------------
     async def _db(self, call: Awaitable[T], timeout: float | None = None) -> T:
         """Await a store call with a deadline; any failure is :class:`StoreUnavailable`."""
+        # shielded: a deadline or a cancel stops the waiting, never the call. A transaction cut off
+        # half-way leaves SQLite's driver thread holding the write lock, and every later call (the
+        # next start of this worker too) waits for it in vain
+        task = asyncio.ensure_future(call)
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
         try:
-            result = await asyncio.wait_for(call, timeout or self._db_timeout)
+            result = await asyncio.wait_for(asyncio.shield(task), timeout or self._db_timeout)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - every driver has its own errors

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from aiohttp import web
 
 from facerouter.errors import SfapiUnauthorized
@@ -100,9 +99,6 @@ class KeyRouter(RouterStandIn):
         return await super().handle(request)
 
 
-@pytest.mark.xfail(reason="since the fleet job store, a restarted finished single_pass job is not "
-                          "reliably seen posting again within the test (open: the restart of a finished "
-                          "run under the shared store)", strict=False)
 async def test_every_post_has_a_unique_key_new_per_run(start_worker, tmp_path, people_clip) -> None:
     from tests.video_worker.conftest import free_port
     router = KeyRouter(free_port())

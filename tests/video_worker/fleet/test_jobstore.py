@@ -105,3 +105,16 @@ async def test_single_pass_done_once_and_restart(store: JobStore) -> None:
     assert row.version == v + 1 and not row.done
     [again] = await store.claim("w2", 10, 0, 0.2, 10)
     assert again.epoch == 2
+
+
+async def test_the_end_of_a_run_does_not_finish_a_restart_that_came_meanwhile(store: JobStore) -> None:
+    await store.put("s", {**SPEC, "single_pass": True})
+    await beat(store, "w1")
+    [row] = await store.claim("w1", 10, 0, 30.0, 10)
+    assert await store.restart("s")  # asked again while the first run was still reporting
+    late = Report("s", row.epoch, "finished", "", done=True, version=row.version)
+    rows = await beat(store, "w1", reports=[late])
+    assert rows["s"].version == row.version + 1 and not rows["s"].done
+    rows = await beat(store, "w1", reports=[Report("s", row.epoch, "finished", "", done=True,
+                                                   version=row.version + 1)])
+    assert rows["s"].done  # the restarted run's own end counts
