@@ -26,7 +26,7 @@ from facerouter.handlers import FrameHandler, HealthHandler, MetricsHandler, Ope
 from facerouter.idgen import IdGenerator
 from facerouter.loader import PluginRegistry
 from facerouter.metrics import RouterMetrics
-from sfapi.auth import Authenticator
+from facestack.core.auth import Authenticator
 from sfapi.client import Client
 
 __all__ = ["Router"]

@@ -3,9 +3,9 @@
 A Tornado ``Application`` subclass resolves the handler, then checks the token in ``find_handler``
 before any handler runs, so routes that plugins add in ``activate`` are covered without their
 cooperation. The role a route needs is its handler's ``auth_roles`` (``{"POST": "operator", ...}``;
-a method missing there needs ``read`` to read and ``admin`` otherwise, see :mod:`sfapi.auth`);
+a method missing there needs ``read`` to read and ``admin`` otherwise, see :mod:`facestack.core.auth`);
 /healthz is open. Every write, refused ones too, is audited when its response is done
-(``log_request``; :mod:`sfapi.audit`). The same place answers the HTTP layer's refusals as JSON
+(``log_request``; :mod:`facestack.core.audit`). The same place answers the HTTP layer's refusals as JSON
 (:mod:`facerouter.edge`): 413 for a body over ``max_body_bytes``, 405 with ``Allow``, 404.
 """
 from __future__ import annotations
@@ -18,9 +18,9 @@ import tornado.httputil
 import tornado.web
 
 from facerouter.edge import MethodNotAllowed, NotFound, TooLarge, allowed_methods
-from sfapi.audit import Auditor, is_write, object_id
-from sfapi.auth import Authenticator, AuthError, Principal, default_role
-from sfapi.roles import QUIET, ROUTER
+from facestack.core.audit import Auditor, is_write, object_id
+from facestack.core.auth import Authenticator, AuthError, Principal, default_role
+from facestack.core.roles import QUIET, ROUTER
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from facerouter.config import DEFAULT_PORT, LoadedConfig, load
 from facerouter.dedup import EventStoreError
 from facerouter.errors import ConfigError, PluginError
-from sfapi.auth import AuthSetupError
+from facestack.core.auth import AuthSetupError
 
 log = logging.getLogger("facerouter")
 

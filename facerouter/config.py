@@ -17,9 +17,9 @@ from pydantic import BaseModel, Field, create_model, field_validator
 from facerouter.console.config import ConsoleConfig
 from facerouter.errors import ConfigError, PluginConfigError
 from sfapi import errors as sfapi_errors
-from sfapi.auth import AuthConfig
-from sfapi.tls import ClientTls, ServerTls
-from sfapi.configfile import StrictModel, parse_yaml, validate
+from facestack.core.auth import AuthConfig
+from facestack.core.tls import ClientTls, ServerTls
+from facestack.core.configfile import StrictModel, parse_yaml, validate
 
 __all__ = ["DEFAULT_PORT", "DEFAULT_BUCKETS", "FacerouterConfig", "LoadedConfig", "load",
            "validate_section"]
@@ -54,7 +54,7 @@ class FacerouterConfig(StrictModel):
     auth: AuthConfig = AuthConfig()
     #: the operator console at /ui/ and the event stream (facerouter.console.config)
     console: ConsoleConfig = ConsoleConfig()
-    #: HTTPS (cert + key) and mutual TLS (client_ca): sfapi.tls
+    #: HTTPS (cert + key) and mutual TLS (client_ca): facestack.core.tls
     tls: ServerTls = ServerTls()
     #: verifying sfapi over https: CA bundle, and the client certificate for mutual TLS
     sfapi_tls: ClientTls = ClientTls()

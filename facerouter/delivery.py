@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from facerouter.errors import PluginError
 from facerouter.signing import signed_headers
-from sfapi.tls import ClientTls
+from facestack.core.tls import ClientTls
 
 __all__ = ["DeliverySettings", "JsonDelivery"]
 
@@ -40,7 +40,7 @@ class DeliverySettings(BaseModel):
     #: receiver the same one. Without it deliveries are unsigned (a warning at start)
     secret: SecretStr | None = Field(None, min_length=16)
     #: verifying https receivers: a CA bundle (a private CA), and a client certificate for
-    #: receivers that ask for one (sfapi.tls.ClientTls; default: the system's CAs)
+    #: receivers that ask for one (facestack.core.tls.ClientTls; default: the system's CAs)
     tls: ClientTls = ClientTls()
     #: per delivery attempt
     timeout_s: float = Field(5.0, gt=0)

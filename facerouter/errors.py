@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from facestack.core import errors as core
+from facestack.core.errors import printable
+
 __all__ = [
     "FacerouterError",
     "ConfigError",
@@ -28,11 +31,11 @@ __all__ = [
 ]
 
 
-class FacerouterError(Exception):
+class FacerouterError(core.FacestackError):
     """Root of every error raised by facerouter itself."""
 
 
-class ConfigError(FacerouterError):
+class ConfigError(FacerouterError, core.ConfigError):
     """The facerouter config (or a plugin's section of it) is invalid."""
 
 
@@ -87,7 +90,7 @@ class FrameError(FacerouterError):
         body: dict[str, Any] = {"code": self.code, "reason": self.reason}
         if self.param is not None:
             body["param"] = self.param
-            body["value"] = _printable(self.value)
+            body["value"] = printable(self.value)
         return body
 
 
@@ -124,14 +127,6 @@ class SfapiUnavailable(FrameError):
 
     status = 503
     code = "SFAPI_UNAVAILABLE"
-
-
-def _printable(value: Any) -> Any:
-    """Keep JSON-friendly values; show the rest (bytes, objects) as a short repr."""
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 class SfapiUnauthorized(FrameError):

@@ -6,7 +6,7 @@ Parts, as the video worker sends them: ``photo`` (JPEG of the frame or a crop of
 ``bs_type`` (``overall`` | ``realtime``) and ``labels`` (JSON object of strings). A part may come as
 a file or as a plain form field. A missing or malformed part raises :class:`BadFrame` naming it.
 
-JSON parts are parsed by :mod:`sfapi.safejson` (size and nesting limits, no NaN/Infinity). The
+JSON parts are parsed by :mod:`facestack.core.safejson` (size and nesting limits, no NaN/Infinity). The
 images' sizes are read from their headers (no decoding): ``face0`` must be at least
 :data:`MIN_FACE0_SIDE` pixels on each side, and ``bbox`` must overlap ``photo`` and reach past its
 borders by at most one photo width/height (a face cut by the border).
@@ -30,7 +30,7 @@ from PIL import Image
 from tornado.httputil import HTTPServerRequest
 
 from facerouter.errors import BadFrame
-from sfapi import safejson
+from facestack.core import safejson
 
 __all__ = ["FrameParams", "parse_frame", "image_size", "BS_TYPES", "JPEG_MAGIC", "MIN_FACE0_SIDE",
            "IDEMPOTENCY_HEADER"]

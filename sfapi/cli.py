@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from sfapi.config import SfapiConfig
-from sfapi.configfile import load_config
-from sfapi.auth import AuthSetupError
+from facestack.core.configfile import load_config
+from facestack.core.auth import AuthSetupError
 from sfapi.errors import ConfigError, ModelPackError, RuntimeUnavailable
 
 log = logging.getLogger("sfapi")
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "gallery":
             return _gallery(args, cfg)
         if getattr(args, "check_config", False):
-            from sfapi.auth import Authenticator
+            from facestack.core.auth import Authenticator
 
             from sfapi.engines.runtime import check_runtime
             from sfapi.models.pack import check_pack

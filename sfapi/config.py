@@ -7,10 +7,10 @@ from typing import Literal
 import platformdirs
 from pydantic import Field, field_validator, model_validator
 
-from sfapi.auth import AuthConfig
-from sfapi.tls import ServerTls
-from sfapi.audit_store import AuditStoreConfig
-from sfapi.configfile import StrictModel
+from facestack.core.auth import AuthConfig
+from facestack.core.tls import ServerTls
+from facestack.core.audit_store import AuditStoreConfig
+from facestack.core.configfile import StrictModel
 from sfapi.netpolicy import Rule
 
 DEFAULT_PORT = 18411
@@ -199,7 +199,7 @@ class SfapiConfig(StrictModel):
     cache: CacheConfig = CacheConfig()
     gallery: GalleryConfig = GalleryConfig()
     auth: AuthConfig = AuthConfig()
-    #: HTTPS (cert + key) and mutual TLS (client_ca): sfapi.tls
+    #: HTTPS (cert + key) and mutual TLS (client_ca): facestack.core.tls
     tls: ServerTls = ServerTls()
-    #: audit records also stored in a database (the persons database): sfapi.audit_store
+    #: audit records also stored in a database (the persons database): facestack.core.audit_store
     audit: AuditStoreConfig = AuditStoreConfig()

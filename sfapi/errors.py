@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from facestack.core.errors import ConfigError, FacestackError, printable
 
-class SfapiError(Exception):
+__all__ = ["ConfigError"]  # re-exported: sfapi's config errors are the common ones
+
+
+class SfapiError(FacestackError):
     """Root of every sfapi error; ``to_json`` gives the wire body."""
 
     code = "UNKNOWN_ERROR"
@@ -35,7 +39,7 @@ class BadParam(SfapiError):
     status = 400
 
     def __init__(self, param: str, value: Any, reason: str) -> None:
-        super().__init__(reason, param=param, value=_printable(value))
+        super().__init__(reason, param=param, value=printable(value))
         self.param = param
         self.value = value
 
@@ -47,7 +51,7 @@ class PayloadTooLarge(SfapiError):
     status = 413
 
     def __init__(self, param: str, value: Any, reason: str) -> None:
-        super().__init__(reason, param=param, value=_printable(value))
+        super().__init__(reason, param=param, value=printable(value))
 
 
 class ExtractionError(SfapiError):
@@ -100,20 +104,10 @@ class StorageError(SfapiError):
     status = 503
 
 
-class ConfigError(Exception):
-    """A configuration file that cannot be used; the message names file, line, key and value."""
-
-
-class ModelPackError(Exception):
+class ModelPackError(FacestackError):
     """The model pack cannot be built, verified or loaded."""
 
 
-class RuntimeUnavailable(Exception):
+class RuntimeUnavailable(FacestackError):
     """The inference runtime asked for in config is not available on this machine."""
 
-
-def _printable(value: Any) -> Any:
-    if isinstance(value, (int, float, bool)) or value is None:
-        return value
-    text = str(value)
-    return text if len(text) <= 200 else text[:200] + "..."

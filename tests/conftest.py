@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from sfapi.config import SfapiConfig, default_models_dir
-from sfapi.configfile import validate
+from facestack.core.configfile import validate
 from sfapi.engines.analyzer import FaceAnalyzer
 from sfapi.engines.runtime import create_runtime
 from sfapi.sample_data import default_data_dir, ensure_sample_data

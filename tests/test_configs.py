@@ -15,7 +15,7 @@ def _load(path: Path) -> object:
     name = path.name
     if name.startswith("sfapi"):
         from sfapi.config import SfapiConfig
-        from sfapi.configfile import load_config
+        from facestack.core.configfile import load_config
         return load_config(path, SfapiConfig)
     if name.startswith("facerouter"):
         from facerouter.config import load

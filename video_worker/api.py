@@ -20,8 +20,8 @@
 Errors are ``{"code", "desc"}`` (``BAD_PARAM`` 400 with ``param``, ``NOT_FOUND`` 404,
 ``UNAUTHORIZED`` 401, ``STORE_UNAVAILABLE`` 503, ``FORBIDDEN`` 403, ``METHOD_NOT_ALLOWED`` 405 with ``Allow``,
 ``PAYLOAD_TOO_LARGE`` 413, ``INTERNAL_ERROR`` 500). The body of ``POST /job/{id}`` is parsed by
-:mod:`sfapi.safejson` (size and depth limits) and checked against the source policy
-(:mod:`video_worker.policy`) before the job starts. API tokens (config ``auth``, :mod:`sfapi.auth`'s rules) cover every route but
+:mod:`facestack.core.safejson` (size and depth limits) and checked against the source policy
+(:mod:`video_worker.policy`) before the job starts. API tokens (config ``auth``, :mod:`facestack.core.auth`'s rules) cover every route but
 ``/healthz``: 401 without a valid ``Authorization: Bearer`` token, 403 for a read-only token on a
 write (POST, DELETE).
 """
@@ -35,12 +35,12 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from sfapi import safejson
-from sfapi.audit import Auditor
-from sfapi.auth import Authenticator
-from sfapi.audit_store import attach as attach_audit_store
-from sfapi.authmw import auth_middleware
-from sfapi.roles import VIDEO_WORKER
+from facestack.core import safejson
+from facestack.core.audit import Auditor
+from facestack.core.auth import Authenticator
+from facestack.core.audit_store import attach as attach_audit_store
+from facestack.core.authmw import auth_middleware
+from facestack.core.roles import VIDEO_WORKER
 from video_worker.config import job_from_api
 from video_worker.errors import ApiError, BadJob
 from video_worker.openapi import document
@@ -148,7 +148,7 @@ def build_app(worker: "Worker", auth: Authenticator | None = None) -> web.Applic
     """The aiohttp application of ``worker``; ``auth`` checks API tokens (None: no check)."""
     middlewares: list[Callable[..., Awaitable[web.StreamResponse]]] = [_errors]
     auditor = Auditor("video_worker")
-    if auth is not None:  # the route's role (sfapi.roles.VIDEO_WORKER), and every write audited
+    if auth is not None:  # the route's role (facestack.core.roles.VIDEO_WORKER), and every write audited
         middlewares.insert(0, auth_middleware(auth, VIDEO_WORKER, auditor,
                                               lambda exc: {"code": exc.code, "desc": exc.reason}))
     app = web.Application(middlewares=middlewares, client_max_size=1024 * 1024)

@@ -1,6 +1,6 @@
 """Typed, validated config of the video worker (``config/video_worker.yaml``) and of camera jobs.
 
-Loaded with :func:`sfapi.configfile.load_config`, so a bad file fails at start with
+Loaded with :func:`facestack.core.configfile.load_config`, so a bad file fails at start with
 ``file:line key.path: message (got value)``. The per-camera settings follow FindFace's names
 (``filter_min_size``, ``overall_only``, ``realtime_post_interval``, ``track_miss_interval`` ...);
 ``defaults`` holds them for every job, and each job may override any of them in ``settings``.
@@ -14,10 +14,10 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from sfapi import errors as sfapi_errors
-from sfapi.auth import AuthConfig, Authenticator, AuthSetupError, bearer
-from sfapi.tls import ClientTls, ServerTls
-from sfapi.audit_store import AuditStoreConfig
-from sfapi.configfile import StrictModel, load_config, validate
+from facestack.core.auth import AuthConfig, Authenticator, AuthSetupError, bearer
+from facestack.core.tls import ClientTls, ServerTls
+from facestack.core.audit_store import AuditStoreConfig
+from facestack.core.configfile import StrictModel, load_config, validate
 from video_worker.errors import BadJob, ConfigError
 
 __all__ = ["CameraSettings", "JobSpec", "ModelsSection", "DetectorSection", "DeliverySection",
@@ -290,7 +290,7 @@ class WorkerConfig(StrictModel):
     #: API binds to a non-loopback address, and for writes (POST, DELETE) whenever any token is
     #: configured
     auth: AuthConfig = AuthConfig()
-    #: HTTPS (cert + key) and mutual TLS (client_ca) for the job API: sfapi.tls
+    #: HTTPS (cert + key) and mutual TLS (client_ca) for the job API: facestack.core.tls
     tls: ServerTls = ServerTls()
     #: verifying the router over https: CA bundle, and the client certificate for mutual TLS
     router_tls: ClientTls = ClientTls()
@@ -336,7 +336,7 @@ class WorkerConfig(StrictModel):
 
 def authenticator(cfg: WorkerConfig, host: str | None = None) -> Authenticator:
     """The job API's token check for a bind to ``host`` (default: ``cfg.host``); raises
-    :class:`ConfigError` (with :class:`sfapi.auth.AuthSetupError`'s message) when it must check
+    :class:`ConfigError` (with :class:`facestack.core.auth.AuthSetupError`'s message) when it must check
     tokens and has none."""
     try:
         return Authenticator.from_config(cfg.auth, host if host is not None else cfg.host, SERVICE,

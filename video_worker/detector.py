@@ -27,7 +27,8 @@ from sfapi.engines.batching import DynamicBatcher
 from sfapi.engines.mtcnn import MtcnnDetector, MtcnnSettings
 from sfapi.engines.pose import PoseEstimator
 from sfapi.engines.runtime import Session, check_runtime, create_runtime
-from sfapi.errors import ModelPackError, RuntimeUnavailable, SfapiError
+from facestack.core.errors import FacestackError
+from sfapi.errors import ModelPackError
 from video_worker.config import DetectorSection, ModelsSection
 from video_worker.errors import EngineError
 from video_worker.regions import RangeMtcnn, ViewSource
@@ -69,7 +70,7 @@ def check_detector(models: ModelsSection) -> None:
         for name in ("detector_pnet", "detector_rnet", "detector_onet", "pose"):
             if not network_path(models_dir, name).is_file():
                 raise ModelPackError(f"network {name} is missing (run: sfapi models fetch --dir {models_dir})")
-    except (SfapiError, ModelPackError, RuntimeUnavailable, OSError) as exc:
+    except (FacestackError, OSError) as exc:
         raise EngineError(f"cannot load the detector from {models_dir}: {exc}") from exc
 
 
@@ -86,7 +87,7 @@ class SharedDetector(ViewSource):
             pnet, rnet, onet = (runtime.load(network_path(models_dir, f"detector_{n}"), f"detector_{n}")
                                 for n in ("pnet", "rnet", "onet"))
             pose = PoseEstimator(runtime.load(network_path(models_dir, "pose"), "pose"))
-        except (SfapiError, ModelPackError, RuntimeUnavailable, OSError) as exc:
+        except (FacestackError, OSError) as exc:
             raise EngineError(f"cannot load the detector from {models_dir}: {exc} "
                               "(a pack built before the pose network: run sfapi models fetch)") from exc
         self.pose = pose

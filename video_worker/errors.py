@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from facestack.core import errors as core
+
 __all__ = [
     "VideoWorkerError",
     "ConfigError",
@@ -28,11 +30,11 @@ __all__ = [
 ]
 
 
-class VideoWorkerError(Exception):
+class VideoWorkerError(core.FacestackError):
     """Root of every error raised by the video worker itself."""
 
 
-class ConfigError(VideoWorkerError):
+class ConfigError(VideoWorkerError, core.ConfigError):
     """The worker config or a camera job's settings are invalid (message: ``file:line key: why``)."""
 
 
@@ -105,8 +107,8 @@ class ApiError(VideoWorkerError):
         self.extra = extra
 
     def to_json(self) -> dict[str, Any]:
-        """The wire body."""
-        return {"code": self.code, "desc": self.desc, **self.extra}
+        """The wire body: the video manager's ``desc``, and the ``reason`` every service's body has."""
+        return {"code": self.code, "desc": self.desc, "reason": self.desc, **self.extra}
 
 
 class BadJob(ApiError):

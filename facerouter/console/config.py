@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator
 
-from sfapi.configfile import StrictModel
+from facestack.core.configfile import StrictModel
 
 __all__ = ["ConsoleConfig"]
 

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import tornado.web
 
-from sfapi.auth import AuthError
-from sfapi.safejson import JsonRefused, loads
+from facestack.core.auth import AuthError
+from facestack.core.safejson import JsonRefused, loads
 
 from .sessions import COOKIE, CSRF_HEADER, page_origin, same_origin
 

@@ -9,7 +9,7 @@ import aiohttp
 import tornado.httputil
 import tornado.web
 
-from sfapi.auth import READ_METHODS, Authenticator
+from facestack.core.auth import READ_METHODS, Authenticator
 from sfapi.client import Client
 
 from .cameras import JOB_ID, CameraHandler, CamerasHandler

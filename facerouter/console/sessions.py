@@ -19,7 +19,7 @@ from typing import Callable
 
 import tornado.httputil
 
-from sfapi.auth import GRANTS, READ_METHODS, Authenticator, AuthError, canonical_role, digest
+from facestack.core.auth import GRANTS, READ_METHODS, Authenticator, AuthError, canonical_role, digest
 
 __all__ = ["Session", "SessionStore", "COOKIE", "CSRF_HEADER", "same_origin", "page_origin"]
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from sfapi.configfile import StrictModel, load_config
+from facestack.core.configfile import StrictModel, load_config
 
 
 class ServiceSpec(StrictModel):

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from facestack.core.errors import FacestackError, printable
+
 __all__ = ["ApiError", "BadParam", "NoFace", "NotFound", "Conflict", "Unavailable"]
 
 
-class ApiError(Exception):
+class ApiError(FacestackError):
     """Root of the errors answered by the persons API."""
 
     status = 500
@@ -27,7 +29,7 @@ class ApiError(Exception):
     def to_json(self) -> dict[str, Any]:
         """The wire body."""
         return {"code": self.code, "reason": self.reason, "param": self.param,
-                "value": _printable(self.value), **self.extra}
+                "value": printable(self.value, lists=True), **self.extra}
 
 
 class BadParam(ApiError):
@@ -62,13 +64,3 @@ class Unavailable(ApiError):
 
     status = 503
     code = "SERVICE_UNAVAILABLE"
-
-
-def _printable(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    if isinstance(value, (list, tuple)) and len(value) <= 20 and all(
-            isinstance(v, (str, int, float, bool)) for v in value):
-        return list(value)
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= 200 else text[:197] + "..."

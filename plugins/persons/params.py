@@ -15,7 +15,7 @@ import re
 import uuid
 from typing import Any, Callable, Iterable, TypeVar
 
-from sfapi import safejson
+from facestack.core import safejson
 
 from .errors import BadParam
 

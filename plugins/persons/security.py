@@ -4,7 +4,7 @@
 creation time, an optional expiry and the revocation time (a revoked token stays listed).
 ``facestack token create|list|revoke`` and the admin routes ``/tokens`` use it; the router
 re-reads the live tokens every ``auth.database_refresh_s`` (:class:`TokenRefresher`).
-:class:`AuditRepo` stores the audit records the router writes (:mod:`sfapi.audit`) and answers
+:class:`AuditRepo` stores the audit records the router writes (:mod:`facestack.core.audit`) and answers
 ``GET /audit``; nothing updates or deletes them.
 """
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sfapi.audit_store import AuditWriter
-from sfapi.auth import ROLES, Authenticator, StoredToken, canonical_role, digest
+from facestack.core.audit_store import AuditWriter
+from facestack.core.auth import ROLES, Authenticator, StoredToken, canonical_role, digest
 
 from .errors import BadParam, Conflict, NotFound
 from .storage import Database, tokens
@@ -134,4 +134,4 @@ AUDIT_FILTERS = ("token", "method", "route", "object_id", "status", "service")
 
 
 class AuditRepo(AuditWriter):
-    """The router's audit records in the persons database (:class:`sfapi.audit_store.AuditWriter`)."""
+    """The router's audit records in the persons database (:class:`facestack.core.audit_store.AuditWriter`)."""

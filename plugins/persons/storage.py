@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from sfapi.audit_store import audit as _audit_table
+from facestack.core.audit_store import audit as _audit_table
 
 __all__ = ["metadata", "sources", "persons", "entries", "settings", "tokens", "audit", "Database", "SCHEMA_VERSION"]
 
@@ -82,7 +82,7 @@ tokens = sa.Table(
     sa.Column("revoked_ms", sa.BigInteger, nullable=True),
 )
 
-#: the audit log (:mod:`sfapi.audit_store`; sfapi and the video worker may write here too)
+#: the audit log (:mod:`facestack.core.audit_store`; sfapi and the video worker may write here too)
 audit = _audit_table.to_metadata(metadata)
 
 settings = sa.Table(

@@ -74,7 +74,7 @@ async def run(args: argparse.Namespace) -> int:
                 sys.stdout.write(f"token {t['name']} ({t['role']}"
                                  f"{', expires ' + expires if expires else ''}):\n{secret}\n"
                                  "(shown once: store it now)\n")
-                from sfapi.auth import digest
+                from facestack.core.auth import digest
                 entry = f"  - {{name: {t['name']}, role: {t['role']}, sha256: {digest(secret)}"
                 sys.stdout.write("config entry for a service without the database (auth.tokens):\n"
                                  f"{entry}{', expires: ' + repr(expires) if expires else ''}}}\n")

@@ -25,7 +25,7 @@ from typing import Any, Mapping, Sequence
 
 from multidict import MultiMapping
 
-from sfapi import safejson
+from facestack.core import safejson
 from sfapi.engines.similarity import DEFAULT_THRESHOLD
 from sfapi.errors import BadParam, MalformedRequest
 from sfapi.gallery.meta import validate_name

@@ -8,9 +8,9 @@ from typing import AsyncIterator
 from aiohttp import web
 
 from sfapi.config import SfapiConfig
-from sfapi.audit import Auditor
-from sfapi.audit_store import attach as attach_audit_store
-from sfapi.auth import Authenticator
+from facestack.core.audit import Auditor
+from facestack.core.audit_store import attach as attach_audit_store
+from facestack.core.auth import Authenticator
 from sfapi.engines.analyzer import FaceAnalyzer
 from sfapi.engines.runtime import create_runtime
 from sfapi.models.pack import check_pack, ensure_pack

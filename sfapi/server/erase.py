@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
-from sfapi import safejson
+from facestack.core import safejson
 from sfapi.engines.similarity import cosine_threshold
 from sfapi.errors import BadParam, MalformedRequest
 from sfapi.server.cache import CachedDetection, MemoryCache

@@ -8,10 +8,10 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
-from sfapi.audit import Auditor
-from sfapi.auth import Authenticator
-from sfapi.authmw import auth_middleware
-from sfapi.roles import SFAPI
+from facestack.core.audit import Auditor
+from facestack.core.auth import Authenticator
+from facestack.core.authmw import auth_middleware
+from facestack.core.roles import SFAPI
 from sfapi.errors import SfapiError
 from sfapi.server.metrics import SfapiMetrics
 

@@ -5,7 +5,7 @@ from typing import Any, Iterable, Mapping
 
 from aiohttp import web
 
-from sfapi import safejson
+from facestack.core import safejson
 from sfapi.errors import BadParam, MalformedRequest, PayloadTooLarge
 
 _TRUE = {"1", "true", "yes", "on", ""}
@@ -44,7 +44,7 @@ def known_only(query: Mapping[str, str], allowed: set[str], repeatable: Iterable
 
 
 async def json_body(request: web.Request, default: Any = None) -> Any:
-    """The request body parsed as strict, bounded JSON (:mod:`sfapi.safejson`); ``default`` when empty."""
+    """The request body parsed as strict, bounded JSON (:mod:`facestack.core.safejson`); ``default`` when empty."""
     raw = await request.read()
     if not raw:
         return default

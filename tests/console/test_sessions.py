@@ -12,7 +12,7 @@ import pytest
 
 from facerouter.console.pages import STATIC_DIR
 from facerouter.console.sessions import COOKIE, SessionStore
-from sfapi.auth import Authenticator, AuthConfig, AuthError
+from facestack.core.auth import Authenticator, AuthConfig, AuthError
 
 READ = "console-read-token-0001"
 WRITE = "console-write-token-0001"

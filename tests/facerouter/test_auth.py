@@ -63,7 +63,7 @@ async def test_router_off_loopback_without_tokens_refuses_to_start(tmp_path) -> 
 
     from facerouter.app import Router
     from facerouter.config import load
-    from sfapi.auth import AuthSetupError
+    from facestack.core.auth import AuthSetupError
 
     path = tmp_path / "fr.yaml"
     path.write_text(yaml.safe_dump({"host": "0.0.0.0"}))

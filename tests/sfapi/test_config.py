@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from sfapi.config import SfapiConfig
-from sfapi.configfile import load_config
+from facestack.core.configfile import load_config
 from sfapi.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

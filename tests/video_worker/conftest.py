@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from aiohttp import web
 
-from sfapi.configfile import validate
+from facestack.core.configfile import validate
 from tests.conftest import LocalServers
 from tests.facerouter.conftest import fake_sfapi, start_router  # noqa: F401 - fixtures reused
 from video_worker import clips

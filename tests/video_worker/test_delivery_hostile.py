@@ -12,7 +12,7 @@ import aiohttp
 from aiohttp import web
 
 from facerouter.errors import SfapiUnauthorized
-from sfapi.auth import AuthConfig, Authenticator
+from facestack.core.auth import AuthConfig, Authenticator
 from tests.facerouter.conftest import FACE0, PHOTO, TS
 from tests.video_worker.conftest import RouterStandIn, api, wait_for, worker_config
 from video_worker.delivery import send_post

@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from sfapi.configfile import validate
+from facestack.core.configfile import validate
 from tests.video_worker.conftest import worker_config
 from tests.video_worker.test_settings import EVERY_FRAME, run_job, who
 from video_worker.config import CameraSettings

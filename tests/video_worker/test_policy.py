@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from sfapi.configfile import validate
+from facestack.core.configfile import validate
 from tests.video_worker.conftest import api, worker_config
 from video_worker.config import SourceSection
 from video_worker.errors import BadJob

@@ -6,8 +6,8 @@ import asyncio
 import sqlite3
 from typing import Any
 
-from sfapi.auth import GRANTS
-from sfapi.roles import VIDEO_WORKER
+from facestack.core.auth import GRANTS
+from facestack.core.roles import VIDEO_WORKER
 from tests.video_worker.conftest import api, worker_config
 
 TOKENS = {role: f"{role}-token-0123456789" for role in ("read", "ingest", "operator", "admin")}

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from sfapi.client import Client
 from sfapi.config import SfapiConfig
-from sfapi.configfile import validate
+from facestack.core.configfile import validate
 from sfapi.server.app import create_app
 from tests.tls_ca import make_pki
 from tests.video_worker.conftest import worker_config
@@ -76,7 +76,7 @@ async def test_stack_over_mutual_tls(tmp_path, models_dir, analyzer, start_route
 
 
 def test_tls_config_is_checked(tmp_path) -> None:
-    from sfapi.tls import ClientTls, ServerTls
+    from facestack.core.tls import ClientTls, ServerTls
     with pytest.raises(ValueError, match="both cert and key"):
         ServerTls(cert=str(tmp_path / "x.pem"))
     with pytest.raises(ValueError, match="not a readable file"):

@@ -1,6 +1,6 @@
 """The persons HTTP API (on the router's port) and sfapi's detect, as the bulk tools call them.
 
-Every call answers ``(status, body)`` with the JSON body decoded by :func:`sfapi.safejson.loads`
+Every call answers ``(status, body)`` with the JSON body decoded by :func:`facestack.core.safejson.loads`
 (the tools talk to their own site, but a proxy in between may answer anything); a transport failure
 or a timeout raises :class:`ApiUnavailable`, which the importer retries and then reports.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from sfapi import safejson
+from facestack.core import safejson
 from sfapi.client import Client
 
 __all__ = ["ApiUnavailable", "PersonsApi", "FaceCounter", "fetch_url"]

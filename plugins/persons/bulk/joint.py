@@ -110,7 +110,7 @@ async def backup_site(router_config: Path, sfapi_config: Path, out: Path, *,
                       section: str = "persons") -> dict[str, Any]:
     """``facestack backup``: the stores named by the two services' config files."""
     from sfapi.config import SfapiConfig
-    from sfapi.configfile import load_config
+    from facestack.core.configfile import load_config
 
     from .dbbackup import persons_config
 
@@ -123,7 +123,7 @@ async def restore_site(backup: Path, router_config: Path, sfapi_config: Path, *,
                        section: str = "persons", sample: int = 200) -> RestoreResult:
     """``facestack restore``: into the stores named by the two services' config files."""
     from sfapi.config import SfapiConfig
-    from sfapi.configfile import load_config
+    from facestack.core.configfile import load_config
 
     from .dbbackup import persons_config
 

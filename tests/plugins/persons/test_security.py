@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from plugins.persons.bulk.cli import main as facestack
-from sfapi.auth import digest
+from facestack.core.auth import digest
 from tests.facerouter.conftest import frame_parts, multipart
 from tests.plugins.persons.conftest import PREFIX
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from sfapi.config import RuntimeConfig, SfapiConfig
-from sfapi.configfile import load_config
+from facestack.core.configfile import load_config
 from sfapi.engines.runtime import Session, TensorSpec, create_runtime
 from sfapi.engines.tensorrt import GpuStack, TensorRTRuntime, probe_gpu_stack
 from sfapi.engines.tensorrt_cache import EngineCache, EngineKey, builder_flags, pack_engine, unpack_engine

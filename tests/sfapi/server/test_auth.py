@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from sfapi.auth import AuthConfig, Authenticator, AuthError, AuthSetupError, is_loopback
+from facestack.core.auth import AuthConfig, Authenticator, AuthError, AuthSetupError, is_loopback
 from sfapi.client import Client, SFApiRemoteError
 
 READ = "read-token-0123456789"

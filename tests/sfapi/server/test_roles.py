@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import logging
 
-from sfapi.auth import GRANTS
-from sfapi.roles import SFAPI
+from facestack.core.auth import GRANTS
+from facestack.core.roles import SFAPI
 
 TOKENS = {role: f"{role}-token-0123456789" for role in ("read", "ingest", "operator", "admin")}
 AUTH = {"required": "always",

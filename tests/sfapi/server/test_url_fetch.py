@@ -113,7 +113,7 @@ async def test_bad_url_bodies(start_server, payload) -> None:
 
 def test_policy_entries_are_validated() -> None:
     from sfapi.config import SfapiConfig
-    from sfapi.configfile import validate
+    from facestack.core.configfile import validate
     from sfapi.errors import ConfigError
 
     with pytest.raises(ConfigError, match="url_fetch"):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import model_validator
 
-from sfapi.configfile import StrictModel
+from facestack.core.configfile import StrictModel
 
 __all__ = ["ServerTls", "ClientTls"]
 

@@ -1,7 +1,7 @@
 """API tokens shared by the three services: named, scoped by role, optionally expiring, kept hashed.
 
 A request carries ``Authorization: Bearer <token>`` (or ``Token <token>``, the scheme of NeuroIO's
-clients). Every route needs one role (each service's route table: :mod:`sfapi.roles`, and the
+clients). Every route needs one role (each service's route table: :mod:`facestack.core.roles`, and the
 ``auth_roles`` of the router's handlers); a token's role grants:
 
 =========== =================================================================================
@@ -32,7 +32,8 @@ from typing import Iterable, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from sfapi.configfile import StrictModel
+from facestack.core.configfile import StrictModel
+from facestack.core.errors import FacestackError
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 OPEN_PATHS = frozenset({"/healthz"})
@@ -100,7 +101,7 @@ class AuthConfig(StrictModel):
     database_refresh_s: float = Field(10.0, gt=0, le=3600)
 
 
-class AuthError(Exception):
+class AuthError(FacestackError):
     """Refused: ``status`` is 401 (no, unknown or expired token) or 403 (the role does not grant it)."""
 
     def __init__(self, status: int, reason: str, who: "Principal | None" = None) -> None:
@@ -112,7 +113,7 @@ class AuthError(Exception):
         self.who = who
 
 
-class AuthSetupError(Exception):
+class AuthSetupError(FacestackError):
     """The service must check tokens but none is configured."""
 
 

@@ -1,7 +1,7 @@
 """The route -> role tables of the aiohttp services (sfapi, the video worker).
 
 A route is ``(METHOD, canonical path)``; one missing from its table needs ``read`` to read and
-``admin`` for anything else (:func:`sfapi.auth.default_role`), so a route added later is never
+``admin`` for anything else (:func:`facestack.core.auth.default_role`), so a route added later is never
 open by mistake. ``open`` needs no token. The router's table lives on its handlers (``auth_roles``)
 and is listed in ``docs/security.rst`` with these.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from sfapi.auth import default_role
+from facestack.core.auth import default_role
 
 Table = Mapping[tuple[str, str], str]
 

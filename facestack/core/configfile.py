@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from sfapi.errors import ConfigError
+from facestack.core.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 

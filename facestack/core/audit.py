@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
-from sfapi.auth import READ_METHODS, Principal
+from facestack.core.auth import READ_METHODS, Principal
 
 __all__ = ["AuditRecord", "Auditor", "is_write", "object_id"]
 

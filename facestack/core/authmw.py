@@ -1,8 +1,8 @@
 """The aiohttp middleware of sfapi and the video worker: the route's role, the token check, audit.
 
 It runs after routing, so it knows the route's template (``request.match_info``) and looks its
-role up in the service's table (:mod:`sfapi.roles`). Refusals answer JSON in the service's error
-shape; every write (refused ones too) is audited (:mod:`sfapi.audit`).
+role up in the service's table (:mod:`facestack.core.roles`). Refusals answer JSON in the service's error
+shape; every write (refused ones too) is audited (:mod:`facestack.core.audit`).
 """
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
-from sfapi.audit import Auditor, is_write, object_id
-from sfapi.auth import Authenticator, AuthError, Principal
-from sfapi.roles import QUIET, Table, role_of
+from facestack.core.audit import Auditor, is_write, object_id
+from facestack.core.auth import Authenticator, AuthError, Principal
+from facestack.core.roles import QUIET, Table, role_of
 
 log = logging.getLogger(__name__)
 

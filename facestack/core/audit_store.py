@@ -17,8 +17,8 @@ from aiohttp import web
 from pydantic import field_validator
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from sfapi.audit import AuditRecord, Auditor
-from sfapi.configfile import StrictModel
+from facestack.core.audit import AuditRecord, Auditor
+from facestack.core.configfile import StrictModel
 
 __all__ = ["AuditStoreConfig", "AuditWriter", "audit", "audit_metadata", "attach"]
 
@@ -73,7 +73,7 @@ class AuditWriter:
         self._task: asyncio.Task[None] | None = None
 
     def sink(self, rec: AuditRecord) -> None:
-        """The :class:`sfapi.audit.Auditor` sink (on the event loop)."""
+        """The :class:`facestack.core.audit.Auditor` sink (on the event loop)."""
         try:
             self.queue.put_nowait(rec)
         except asyncio.QueueFull:
