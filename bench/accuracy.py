@@ -15,10 +15,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import DATA, expected_faces, identity_photos, pairs, photos, table  # noqa: E402
 from sfapi.config import SfapiConfig  # noqa: E402
-from sfapi.engines.analyzer import FaceAnalyzer, normalize_facen, postprocess  # noqa: E402
-from sfapi.engines.images import decode_image  # noqa: E402
-from sfapi.engines.runtime import create_runtime  # noqa: E402
-from sfapi.engines.similarity import DEFAULT_THRESHOLD, similarity  # noqa: E402
+from facestack.vision.engines.analyzer import FaceAnalyzer, normalize_facen, postprocess  # noqa: E402
+from facestack.vision.engines.images import decode_image  # noqa: E402
+from facestack.vision.engines.runtime import create_runtime  # noqa: E402
+from facestack.vision.engines.similarity import DEFAULT_THRESHOLD, similarity  # noqa: E402
 
 FEMALE: set[str] = set()  # every identity of the sample photos is a man
 

@@ -79,8 +79,8 @@ def pct(values: list[float], q: float) -> float:
 
 def long_video(people: Any, path: Path, models_dir: Path, loops: int) -> Path:
     """The demo scene (as :func:`facerouter.stack.demo.make_video` draws it) played ``loops`` times."""
-    from sfapi.engines.mtcnn import MtcnnDetector
-    from sfapi.engines.runtime import create_runtime
+    from facestack.vision.engines.mtcnn import MtcnnDetector
+    from facestack.vision.engines.runtime import create_runtime
     from video_worker import clips
 
     detector = MtcnnDetector.from_pack(create_runtime("onnxruntime", 1), models_dir)

@@ -32,8 +32,8 @@ from bench.common import DATA, REPO, table  # noqa: E402
 
 def make_clip(out: Path) -> Path:
     from sfapi.config import default_models_dir
-    from sfapi.engines.mtcnn import MtcnnDetector
-    from sfapi.engines.runtime import create_runtime
+    from facestack.vision.engines.mtcnn import MtcnnDetector
+    from facestack.vision.engines.runtime import create_runtime
     from tests.video_worker.fleet.harness import make_clip as encode
     from video_worker import clips
 

@@ -29,11 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import DATA, photos, table  # noqa: E402
 from sfapi.config import RuntimeConfig, SfapiConfig  # noqa: E402
-from sfapi.engines.analyzer import FEATURES, FaceAnalyzer  # noqa: E402
-from sfapi.engines.mtcnn import MtcnnDetector, MtcnnSettings  # noqa: E402
-from sfapi.engines.runtime import Runtime, Session, create_runtime  # noqa: E402
-from sfapi.engines.tensorrt import probe_gpu_stack  # noqa: E402
-from sfapi.models.pack import read_manifest  # noqa: E402
+from facestack.vision.engines.analyzer import FEATURES, FaceAnalyzer  # noqa: E402
+from facestack.vision.engines.mtcnn import MtcnnDetector, MtcnnSettings  # noqa: E402
+from facestack.vision.engines.runtime import Runtime, Session, create_runtime  # noqa: E402
+from facestack.vision.engines.tensorrt import probe_gpu_stack  # noqa: E402
+from facestack.vision.models.pack import read_manifest  # noqa: E402
 
 BATCHES = (1, 64)
 

@@ -71,7 +71,7 @@ def make_frame(sfapi: str) -> tuple[bytes, str]:
     import numpy as np
     from PIL import Image
 
-    from sfapi.engines import align
+    from facestack.vision.engines import align
 
     photo = (DATA / "faces/obama/img2.jpg").read_bytes()
     req = urllib.request.Request(sfapi + "/v2/detect", data=photo, method="POST")

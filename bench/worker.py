@@ -52,8 +52,8 @@ def scene_of(kind: str, name: str, seconds: float) -> Any:
 def make_clip(kind: str, name: str, seconds: float) -> Path:
     """The cached clip of scene ``kind`` at size ``name``."""
     from sfapi.config import default_models_dir
-    from sfapi.engines.mtcnn import MtcnnDetector
-    from sfapi.engines.runtime import create_runtime
+    from facestack.vision.engines.mtcnn import MtcnnDetector
+    from facestack.vision.engines.runtime import create_runtime
     from video_worker import clips
 
     out = REPO / "var" / "bench" / f"{kind}-{name}-{seconds:g}s-v3.mp4"

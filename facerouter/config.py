@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, create_model, field_validator
 
 from facerouter.console.config import ConsoleConfig
 from facerouter.errors import ConfigError, PluginConfigError
-from sfapi import errors as sfapi_errors
+from facestack.core import errors as core_errors
 from facestack.core.auth import AuthConfig
 from facestack.core.tls import ClientTls, ServerTls
 from facestack.core.configfile import StrictModel, parse_yaml, validate
@@ -174,7 +174,7 @@ def load(path: str | Path | None, overrides: dict[str, Any] | None = None) -> Lo
             raise ConfigError(f"{source}: cannot read config: {exc.strerror}") from None
         try:
             data, lines = parse_yaml(text, source)
-        except sfapi_errors.ConfigError as exc:
+        except core_errors.ConfigError as exc:
             raise ConfigError(str(exc)) from None
         base_dir = Path(path).resolve().parent
     for key, value in (overrides or {}).items():
@@ -191,7 +191,7 @@ def load(path: str | Path | None, overrides: dict[str, Any] | None = None) -> Lo
                               f"(got {value!r})")
     try:
         router = validate(FacerouterConfig, router_data, source, lines)
-    except sfapi_errors.ConfigError as exc:
+    except core_errors.ConfigError as exc:
         raise ConfigError(str(exc)) from None
     return LoadedConfig(router, sections, source, lines, base_dir)
 
@@ -207,6 +207,6 @@ def validate_section(config: LoadedConfig, plugin: str, model: type[M]) -> M:
                            section=(model, Field(alias=plugin)))
     try:
         checked = validate(wrapper, {plugin: config.section(plugin)}, config.source, config.lines)
-    except sfapi_errors.ConfigError as exc:
+    except core_errors.ConfigError as exc:
         raise PluginConfigError(plugin, f"bad config section:\n{exc}") from None
     return checked.section  # type: ignore[attr-defined,no-any-return]

@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "check_config", False):
             from facestack.core.auth import Authenticator
 
-            from sfapi.engines.runtime import check_runtime
-            from sfapi.models.pack import check_pack
+            from facestack.vision.engines.runtime import check_runtime
+            from facestack.vision.models.pack import check_pack
 
             Authenticator.from_config(cfg.auth, cfg.host, "sfapi")
             check_runtime(cfg.runtime.kind, cfg.runtime)
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _models(args: argparse.Namespace, cfg: SfapiConfig) -> int:
-    from sfapi.models.pack import check_pack, ensure_pack
+    from facestack.vision.models.pack import check_pack, ensure_pack
 
     models_dir = args.dir or cfg.models.resolved_dir()
     if args.models_command == "check":

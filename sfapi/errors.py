@@ -8,8 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 from facestack.core.errors import ConfigError, FacestackError, printable
+from facestack.vision.errors import (EmptyImage, ImageError, ImageTooLarge, ModelPackError,
+                                     RuntimeUnavailable)
 
-__all__ = ["ConfigError"]  # re-exported: sfapi's config errors are the common ones
+#: re-exported: the common config error and the vision errors sfapi's commands report
+__all__ = ["ConfigError", "ModelPackError", "RuntimeUnavailable"]
 
 
 class SfapiError(FacestackError):
@@ -104,10 +107,10 @@ class StorageError(SfapiError):
     status = 503
 
 
-class ModelPackError(FacestackError):
-    """The model pack cannot be built, verified or loaded."""
-
-
-class RuntimeUnavailable(FacestackError):
-    """The inference runtime asked for in config is not available on this machine."""
-
+def from_image_error(exc: ImageError) -> SfapiError:
+    """The HTTP answer for image bytes the vision layer refused."""
+    if isinstance(exc, EmptyImage):
+        return MalformedRequest(exc.reason)
+    if isinstance(exc, ImageTooLarge):
+        return PayloadTooLarge(exc.param, exc.value, exc.reason)
+    return BadParam(exc.param, exc.value, exc.reason)

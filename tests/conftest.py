@@ -11,8 +11,8 @@ from aiohttp import web
 
 from sfapi.config import SfapiConfig, default_models_dir
 from facestack.core.configfile import validate
-from sfapi.engines.analyzer import FaceAnalyzer
-from sfapi.engines.runtime import create_runtime
+from facestack.vision.engines.analyzer import FaceAnalyzer
+from facestack.vision.engines.runtime import create_runtime
 from sfapi.sample_data import default_data_dir, ensure_sample_data
 
 # milvus-lite's in-process gRPC logs keepalive chatter ("too_many_pings") to stderr; keep the test
@@ -31,7 +31,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     gpu_items = [item for item in items if "gpu" in item.keywords]
     if not gpu_items:
         return
-    from sfapi.engines.tensorrt import probe_gpu_stack
+    from facestack.vision.engines.tensorrt import probe_gpu_stack
 
     stack = probe_gpu_stack()
     if stack.ok:
@@ -44,7 +44,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def models_dir() -> Path:
     """The real model pack (built by `make test` before pytest; built here if missing)."""
-    from sfapi.models.pack import ensure_pack
+    from facestack.vision.models.pack import ensure_pack
 
     ensure_pack(PACK_DIR)
     return PACK_DIR

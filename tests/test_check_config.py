@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sfapi import cli as sfapi_cli
-from sfapi.engines.tensorrt import probe_gpu_stack
+from facestack.vision.engines.tensorrt import probe_gpu_stack
 from video_worker import cli as worker_cli
 
 REPO = Path(__file__).resolve().parents[1]

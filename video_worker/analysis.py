@@ -1,7 +1,7 @@
 """Per-camera analysis of sampled frames: detect, score, track, select, build posts.
 
 Detection follows ``detector.pipeline`` (:mod:`video_worker.regions`). Quality
-(:mod:`sfapi.engines.quality`) uses the pose network's angles. The network (~5 ms a face) is spared
+(:mod:`facestack.vision.engines.quality`) uses the pose network's angles. The network (~5 ms a face) is spared
 twice: a face whose quality without the pose factor (an upper bound: the factor is at most 1)
 cannot beat its track's best so far is not scored at all, and a track's pose is measured at most
 every :data:`POSE_EVERY_S` of stream time (a head turns little in that time; in between, its last
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from sfapi.engines.align import extract_chips
-from sfapi.engines.faces import Faces
-from sfapi.engines.quality import quality_parts, sharpness
+from facestack.vision.engines.align import extract_chips
+from facestack.vision.engines.faces import Faces
+from facestack.vision.engines.quality import quality_parts, sharpness
 from video_worker.config import CameraSettings
 from video_worker.detector import SharedDetector
 from video_worker.posts import Post, PostBuilder

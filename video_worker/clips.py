@@ -16,7 +16,7 @@ import av
 import cv2
 import numpy as np
 
-from sfapi.engines.mtcnn import MtcnnDetector
+from facestack.vision.engines.mtcnn import MtcnnDetector
 
 
 @dataclass(frozen=True)

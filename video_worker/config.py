@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
-from sfapi import errors as sfapi_errors
+from facestack.core import errors as core_errors
 from facestack.core.auth import AuthConfig, Authenticator, AuthSetupError, bearer
 from facestack.core.tls import ClientTls, ServerTls
 from facestack.core.audit_store import AuditStoreConfig
@@ -351,7 +351,7 @@ def load(path: str | Path | None, overrides: dict[str, Any] | None = None) -> Wo
     file:line messages, or when the job API must check tokens (``auth``) and has none."""
     try:
         cfg = load_config(path, WorkerConfig, overrides)
-    except sfapi_errors.ConfigError as exc:
+    except core_errors.ConfigError as exc:
         raise ConfigError(str(exc)) from None
     if path is not None:
         base = Path(path).resolve().parent
@@ -381,7 +381,7 @@ def job_from_api(job_id: str, body: Any, cfg: WorkerConfig) -> JobSpec:
     try:
         job = validate(JobSpec, {**body, "id": job_id}, f"job {job_id}")
         cfg.camera_settings(job)
-    except sfapi_errors.ConfigError as exc:
+    except core_errors.ConfigError as exc:
         raise BadJob(str(exc)) from None
     except ValidationError as exc:
         first = exc.errors()[0]

@@ -1,7 +1,7 @@
 """The one face detector shared by every camera of the worker.
 
-sfapi's MTCNN (:class:`sfapi.engines.mtcnn.MtcnnDetector`) is loaded once from the model pack. Its
-R-Net and O-Net run behind :class:`sfapi.engines.batching.DynamicBatcher`, so the candidates of
+sfapi's MTCNN (:class:`facestack.vision.engines.mtcnn.MtcnnDetector`) is loaded once from the model pack. Its
+R-Net and O-Net run behind :class:`facestack.vision.engines.batching.DynamicBatcher`, so the candidates of
 frames from different cameras analysed at the same time share forward passes; P-Net (whose input
 size follows each frame) runs directly. Frames are analysed on a bounded thread pool: the event
 loop only awaits.
@@ -10,7 +10,7 @@ Each camera gets a light :class:`MtcnnDetector` view on the shared sessions with
 (the smallest face searched for follows the camera's ``filter_min_size``), and with the ``regions``
 pipeline (the default, :mod:`video_worker.regions`) views for the zones it re-detects in.
 
-The pose network of the pack (:mod:`sfapi.engines.pose`) is loaded here too: the analyzers use it
+The pose network of the pack (:mod:`facestack.vision.engines.pose`) is loaded here too: the analyzers use it
 for the pose factor of quality.
 """
 from __future__ import annotations
@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from sfapi.config import default_models_dir
-from sfapi.engines.batching import DynamicBatcher
-from sfapi.engines.mtcnn import MtcnnDetector, MtcnnSettings
-from sfapi.engines.pose import PoseEstimator
-from sfapi.engines.runtime import Session, check_runtime, create_runtime
+from facestack.vision.settings import default_models_dir
+from facestack.vision.engines.batching import DynamicBatcher
+from facestack.vision.engines.mtcnn import MtcnnDetector, MtcnnSettings
+from facestack.vision.engines.pose import PoseEstimator
+from facestack.vision.engines.runtime import Session, check_runtime, create_runtime
 from facestack.core.errors import FacestackError
-from sfapi.errors import ModelPackError
+from facestack.vision.errors import ModelPackError
 from video_worker.config import DetectorSection, ModelsSection
 from video_worker.errors import EngineError
 from video_worker.regions import RangeMtcnn, ViewSource
@@ -62,7 +62,7 @@ class BatchedSession(Session):
 def check_detector(models: ModelsSection) -> None:
     """Fail as :class:`SharedDetector` would at start: the runtime is available and the pack holds
     the detector networks (what ``--check-config`` runs); raises :class:`EngineError`."""
-    from sfapi.models.pack import network_path
+    from facestack.vision.models.pack import network_path
 
     models_dir = Path(models.dir) if models.dir is not None else default_models_dir()
     try:
@@ -81,7 +81,7 @@ class SharedDetector(ViewSource):
         self.cfg = cfg
         models_dir = Path(models.dir) if models.dir is not None else default_models_dir()
         try:
-            from sfapi.models.pack import network_path
+            from facestack.vision.models.pack import network_path
 
             runtime = create_runtime(models.runtime, cfg.intra_op_threads)
             pnet, rnet, onet = (runtime.load(network_path(models_dir, f"detector_{n}"), f"detector_{n}")

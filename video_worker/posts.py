@@ -2,7 +2,7 @@
 
 A post holds the multipart parts of ``POST /v0/frame`` (see ``facerouter/request.py``): ``photo``
 (JPEG of the full analysed frame or of a crop around the face), ``face0`` (JPEG of the normalized
-face, ``sfapi.engines.align.extract_chip(frame, landmarks, 200, 0.4)``, which sfapi reads with
+face, ``facestack.vision.engines.align.extract_chip(frame, landmarks, 200, 0.4)``, which sfapi reads with
 ``detector=normalized``), ``bbox`` (``[[x1, y1, x2, y2]]`` in photo pixels), ``cam_id``,
 ``timestamp`` (RFC 3339), ``detectorParams`` (JSON), ``bs_type`` and ``labels``.
 
@@ -36,7 +36,7 @@ import aiohttp
 import cv2
 import numpy as np
 
-from sfapi.engines.align import extract_chip
+from facestack.vision.engines.align import extract_chip
 from video_worker.config import CameraSettings
 from video_worker.errors import SpoolError
 from video_worker.selector import Pick

@@ -39,9 +39,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from sfapi.engines.faces import Faces
-from sfapi.engines.mtcnn import MtcnnDetector, MtcnnSettings, _HalvingPyramid, _square
-from sfapi.engines.runtime import Session
+from facestack.vision.engines.faces import Faces
+from facestack.vision.engines.mtcnn import MtcnnDetector, MtcnnSettings, _HalvingPyramid, _square
+from facestack.vision.engines.runtime import Session
 
 __all__ = ["RangeMtcnn", "RegionDetector", "RegionStats", "THUMB_SIDE", "CELL_DELTA", "TRACK_MARGIN",
            "MAX_MOTION_SHARE", "zones_from_motion"]

@@ -88,8 +88,8 @@ def free_ports(host: str = "127.0.0.1") -> dict[str, int]:
 
 def make_video(people: DemoPeople, path: Path, models_dir: Path) -> Path:
     """People walking across a 640x360 frame one after another, some side by side (H.264)."""
-    from sfapi.engines.mtcnn import MtcnnDetector
-    from sfapi.engines.runtime import create_runtime
+    from facestack.vision.engines.mtcnn import MtcnnDetector
+    from facestack.vision.engines.runtime import create_runtime
     from video_worker import clips
 
     detector = MtcnnDetector.from_pack(create_runtime("onnxruntime", 1), models_dir)

@@ -11,7 +11,7 @@ from facerouter.stack.demo import (DemoPlan, demo_people, entry_ids, make_video,
                                    write_configs)
 from facerouter.stack.supervisor import Supervisor
 from sfapi.config import default_models_dir
-from sfapi.models.pack import check_pack, ensure_pack
+from facestack.vision.models.pack import check_pack, ensure_pack
 
 
 async def run_demo(directory: Path, out: TextIO) -> int:

@@ -1,7 +1,7 @@
 """YAML config files parsed into typed pydantic models with errors that point at the file line.
 
 Shared by the three services: ``load_config(path, Model)`` returns a validated model or raises
-:class:`sfapi.errors.ConfigError` with ``file:line key.path: message (got value)``.
+:class:`facestack.core.errors.ConfigError` with ``file:line key.path: message (got value)``.
 """
 from __future__ import annotations
 

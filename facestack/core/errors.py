@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["FacestackError", "ConfigError", "WireError", "printable"]
+__all__ = ["FacestackError", "ConfigError", "FetchError", "WireError", "printable"]
 
 #: the longest text an error body repeats back (the rest is cut and marked with "...")
 VALUE_LIMIT = 200
@@ -58,3 +58,7 @@ def printable(value: Any, *, lists: bool = False) -> Any:
         return list(value)
     text = value if isinstance(value, str) else repr(value)
     return text if len(text) <= VALUE_LIMIT else text[:VALUE_LIMIT - 3] + "..."
+
+
+class FetchError(FacestackError):
+    """A pinned registry archive cannot be downloaded, or its hash differs from the pin."""

@@ -18,7 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from sfapi.engines.quality import pose_angles
+from facestack.vision.engines.quality import pose_angles
 
 from .config import GatesConfig
 

@@ -1,7 +1,7 @@
 """The exact / ha / junk thresholds and the decision they make.
 
 On the 0-100 scale of ``confidence * 100``, where ``confidence`` is sfapi's 0..1 similarity
-(:mod:`sfapi.engines.similarity`: linear in the distance of the unit facens, 0.75 at the model's
+(:mod:`facestack.vision.engines.similarity`: linear in the distance of the unit facens, 0.75 at the model's
 match boundary). A best match scoring ``s`` gives:
 
 * ``s >= exact`` -> ``exact`` (a confident match), ``ha <= s < exact`` -> ``ha`` (hesitation area),

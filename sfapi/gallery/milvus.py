@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence, TypeVar
 
-from sfapi.engines.similarity import cosine_threshold
+from facestack.vision.engines.similarity import cosine_threshold
 from sfapi.errors import BadParam, Conflict, GalleryNotFound, NotFound, StorageError
 from sfapi.gallery import milvus_search
 from sfapi.gallery.backend import GalleryBackend

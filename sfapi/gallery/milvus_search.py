@@ -18,7 +18,7 @@ embedded store (sfapi.gallery.scan) are kept exactly by:
   fewer than ``t`` faces came back, or when at least ``k`` kept faces score strictly better than
   the worst returned one (any face not returned scores no better than that); otherwise ``t`` grows.
 
-Confidence = ``similarity(cos)`` on the float32 inner products Milvus returns (sfapi.engines.
+Confidence = ``similarity(cos)`` on the float32 inner products Milvus returns (facestack.vision.engines.
 similarity), compared as float32 as the embedded store does.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from sfapi.engines.similarity import cosine_threshold, similarity
+from facestack.vision.engines.similarity import cosine_threshold, similarity
 from sfapi.errors import StorageError
 from sfapi.gallery.milvus_conn import MilvusConn
 from sfapi.gallery.milvus_expr import NOTHING, PK, VECTOR, Expr, conjunction, pk_after, pk_upto, to_pk

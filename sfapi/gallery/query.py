@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 from multidict import MultiMapping
 
 from facestack.core import safejson
-from sfapi.engines.similarity import DEFAULT_THRESHOLD
+from facestack.vision.engines.similarity import DEFAULT_THRESHOLD
 from sfapi.errors import BadParam, MalformedRequest
 from sfapi.gallery.meta import validate_name
 from sfapi.gallery.types import MAX_LIMIT, UINT64_MAX, Cursor, IdFilter, MetaFilter, Schema, Sort

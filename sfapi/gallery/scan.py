@@ -17,7 +17,7 @@ Exact results whatever the batch: BLAS sums a dot product in an order that depen
 supersets are widened by the error bound, and the page is ordered on :func:`exact_cos`.
 
 Orders: ``id`` / ``-id``, and ``-confidence`` = (confidence desc, id asc), where confidence is
-``similarity(cos)`` (sfapi.engines.similarity), a non-decreasing function of the cosine. A
+``similarity(cos)`` (facestack.vision.engines.similarity), a non-decreasing function of the cosine. A
 confidence superset is therefore a cosine bound, widened by ``_MARGIN`` on the confidence scale so
 that float32 rounding of the confidence can never leave out a tie.
 """
@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from sfapi.engines.similarity import cosine_threshold, similarity
+from facestack.vision.engines.similarity import cosine_threshold, similarity
 from sfapi.gallery.index import Snapshot
 from sfapi.gallery.types import Cursor, Sort
 

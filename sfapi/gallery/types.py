@@ -47,7 +47,7 @@ class MetaFilter:
 
 @dataclass(frozen=True)
 class LookAlike:
-    """Faces at least ``threshold`` similar (0..1 scale of sfapi.engines.similarity) to ``vector``."""
+    """Faces at least ``threshold`` similar (0..1 scale of facestack.vision.engines.similarity) to ``vector``."""
 
     vector: np.ndarray
     threshold: float

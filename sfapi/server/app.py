@@ -11,9 +11,9 @@ from sfapi.config import SfapiConfig
 from facestack.core.audit import Auditor
 from facestack.core.audit_store import attach as attach_audit_store
 from facestack.core.auth import Authenticator
-from sfapi.engines.analyzer import FaceAnalyzer
-from sfapi.engines.runtime import create_runtime
-from sfapi.models.pack import check_pack, ensure_pack
+from facestack.vision.engines.analyzer import FaceAnalyzer
+from facestack.vision.engines.runtime import create_runtime
+from facestack.vision.models.pack import check_pack, ensure_pack
 from sfapi.netpolicy import Resolver
 from sfapi.errors import ModelPackError
 from sfapi.gallery.factory import create_backend

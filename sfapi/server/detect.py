@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
-from sfapi.engines.analyzer import FEATURES, normalize_facen, postprocess
-from sfapi.engines.faces import Faces
-from sfapi.engines.images import decode_image
-from sfapi.engines.similarity import DEFAULT_THRESHOLD, similarity
-from sfapi.errors import BadParam, ExtractionError, MalformedRequest, NotFound
+from facestack.vision.engines.analyzer import FEATURES, normalize_facen, postprocess
+from facestack.vision.engines.faces import Faces
+from facestack.vision.engines.images import decode_image
+from facestack.vision.engines.similarity import DEFAULT_THRESHOLD, similarity
+from facestack.vision.errors import ImageError
+from sfapi.errors import BadParam, ExtractionError, MalformedRequest, NotFound, from_image_error
 from sfapi.server.cache import CachedDetection
 from sfapi.server.images_in import read_image
 from sfapi.server.params import choice, flag, json_body, known_only
@@ -41,7 +42,10 @@ async def detect(request: web.Request) -> web.Response:
     detector = choice(q, "detector", ("nnd", "normalized"), "nnd")
     with st.admission():
         data = await read_image(request, st.cfg.limits, st.fetcher)
-        image = await st.run_cpu(decode_image, data, st.cfg.limits.max_image_pixels)
+        try:
+            image = await st.run_cpu(decode_image, data, st.cfg.limits.max_image_pixels)
+        except ImageError as exc:
+            raise from_image_error(exc) from None
         if detector == "normalized":
             h, w = image.rgb.shape[:2]
             if min(h, w) < MIN_NORMALIZED_SIDE:

@@ -12,7 +12,7 @@ import numpy as np
 from aiohttp import web
 
 from facestack.core import safejson
-from sfapi.engines.similarity import cosine_threshold
+from facestack.vision.engines.similarity import cosine_threshold
 from sfapi.errors import BadParam, MalformedRequest
 from sfapi.server.cache import CachedDetection, MemoryCache
 from sfapi.server.state import STATE

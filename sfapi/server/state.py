@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterator, TypeVar
 from aiohttp import web
 
 from sfapi.config import SfapiConfig
-from sfapi.engines.analyzer import FaceAnalyzer
+from facestack.vision.engines.analyzer import FaceAnalyzer
 from sfapi.errors import OverCapacity
 from sfapi.gallery.backend import GalleryBackend
 from sfapi.server.cache import DetectionCache

@@ -13,7 +13,7 @@ from aiohttp import web
 from PIL import Image
 
 from sfapi.client import Client, filters
-from sfapi.engines import align
+from facestack.vision.engines import align
 from tests.facerouter.conftest import frame_parts
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ import time
 import numpy as np
 import pytest
 
-from sfapi.engines.batching import DynamicBatcher
+from facestack.vision.engines.batching import DynamicBatcher
 
 
 def test_concurrent_blocks_share_a_forward_pass_and_get_their_rows() -> None:

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sfapi.engines.images import decode_image, sniff_format
-from sfapi.errors import BadParam, MalformedRequest, PayloadTooLarge
+from facestack.vision.engines.images import decode_image, sniff_format
+from facestack.vision.errors import EmptyImage, ImageTooLarge, UnreadableImage
+from sfapi.errors import BadParam, MalformedRequest, PayloadTooLarge, from_image_error
 
 LIMIT = 40_000_000
 
@@ -34,19 +35,20 @@ def test_accepted_formats(fmt: str) -> None:
     assert img.format == fmt.lower()
 
 
-@pytest.mark.parametrize("data, error, fragment", [
-    (b"", MalformedRequest, "empty body"),
-    (b"hello, this is text", BadParam, "unsupported image type text"),
-    (_encode("GIF"), BadParam, "unsupported image type gif"),
-    (_encode("JPEG")[:200], BadParam, "cannot decode jpeg"),
-    (huge_png_header(30000, 30000), PayloadTooLarge, "exceeds the limit"),
-    (huge_png_header(8000, 8000), PayloadTooLarge, "8000x8000"),
+@pytest.mark.parametrize("data, error, answer, fragment", [
+    (b"", EmptyImage, MalformedRequest, "empty body"),
+    (b"hello, this is text", UnreadableImage, BadParam, "unsupported image type text"),
+    (_encode("GIF"), UnreadableImage, BadParam, "unsupported image type gif"),
+    (_encode("JPEG")[:200], UnreadableImage, BadParam, "cannot decode jpeg"),
+    (huge_png_header(30000, 30000), ImageTooLarge, PayloadTooLarge, "exceeds the limit"),
+    (huge_png_header(8000, 8000), ImageTooLarge, PayloadTooLarge, "8000x8000"),
 ])
-def test_bad_images_are_clear_4xx(data: bytes, error: type, fragment: str) -> None:
+def test_bad_images_are_clear_4xx(data: bytes, error: type, answer: type, fragment: str) -> None:
     with pytest.raises(error) as exc:
         decode_image(data, LIMIT)
-    assert 400 <= exc.value.status < 500
-    assert fragment in exc.value.reason
+    assert exc.value.param == "image" and fragment in exc.value.reason
+    http = from_image_error(exc.value)  # what sfapi answers
+    assert type(http) is answer and 400 <= http.status < 500 and fragment in http.reason
 
 
 def test_exif_orientation_is_applied() -> None:

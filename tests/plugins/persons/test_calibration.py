@@ -8,9 +8,9 @@ import itertools
 
 import numpy as np
 
-from sfapi.engines.analyzer import normalize_facen
-from sfapi.engines.images import decode_image
-from sfapi.engines.similarity import similarity
+from facestack.vision.engines.analyzer import normalize_facen
+from facestack.vision.engines.images import decode_image
+from facestack.vision.engines.similarity import similarity
 
 
 def band(score: float) -> str:

@@ -1,7 +1,7 @@
 """Alignment: geometry, normalized-chip cropping, and our chips against dlib's own.
 
 The dlib checks need dlib (dlib-bin, a test extra) and its model files; they skip without them.
-``python -m tests.sfapi.engines.test_align`` re-derives :data:`sfapi.engines.align.TEMPLATE` and
+``python -m tests.sfapi.engines.test_align`` re-derives :data:`facestack.vision.engines.align.TEMPLATE` and
 prints the comparison with dlib's descriptors.
 """
 from __future__ import annotations
@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 import pytest
 
-from sfapi.engines import align
+from facestack.vision.engines import align
 from tests.conftest import DATA, PACK_DIR
-from sfapi.engines.align import (
+from facestack.vision.engines.align import (
     crop_from_normalized,
     extract_chip,
     extract_chips,
@@ -99,8 +99,8 @@ def test_crop_from_normalized_matches_direct_extraction(size: int, padding: floa
 
 @pytest.mark.parametrize("size, padding", [(150, 0.25), (64, 0.2), (32, 0.2)])
 def test_crop_from_normalized_on_a_real_face(size: int, padding: float) -> None:
-    from sfapi.engines.mtcnn import MtcnnDetector
-    from sfapi.engines.runtime import OnnxRuntime
+    from facestack.vision.engines.mtcnn import MtcnnDetector
+    from facestack.vision.engines.runtime import OnnxRuntime
 
     image = _read_rgb(DATA / "resolutions" / "obama-1080p.jpg")
     lm = MtcnnDetector.from_pack(OnnxRuntime(), PACK_DIR).detect(image).landmarks[0].astype(float)
@@ -175,8 +175,8 @@ def collect_face_pairs() -> list[FacePair]:
     """Every face of the sample data that dlib (HOG, upsample 1, 5-point predictor) and MTCNN both find."""
     import dlib
 
-    from sfapi.engines.mtcnn import MtcnnDetector, MtcnnSettings
-    from sfapi.engines.runtime import OnnxRuntime
+    from facestack.vision.engines.mtcnn import MtcnnDetector, MtcnnSettings
+    from facestack.vision.engines.runtime import OnnxRuntime
 
     detector = MtcnnDetector.from_pack(OnnxRuntime(), PACK_DIR, MtcnnSettings(max_image_side=None))
     hog = dlib.get_frontal_face_detector()
@@ -276,7 +276,7 @@ def test_dlib_chip_matrix_reproduces_dlib_chips(face_pairs: list[FacePair]) -> N
 
 @pytest.mark.slow
 def test_template_matches_a_fresh_derivation(face_pairs: list[FacePair]) -> None:
-    # TEMPLATE was derived on a larger development set (25 faces, see sfapi/engines/align.py); on
+    # TEMPLATE was derived on a larger development set (25 faces, see facestack/vision/engines/align.py); on
     # the sample data every point must agree within the spread of the faces around their mean
     mean, std = derive_template(face_pairs)
     assert np.all(np.abs(align.TEMPLATE - mean) <= std), (mean, std)

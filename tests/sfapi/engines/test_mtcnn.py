@@ -7,10 +7,10 @@ import cv2
 import numpy as np
 import pytest
 
-from sfapi.engines.faces import Faces
+from facestack.vision.engines.faces import Faces
 from sfapi.sample_data import EXPECTED_FACES
 from tests.conftest import DATA, PACK_DIR
-from sfapi.engines.mtcnn import MtcnnDetector, MtcnnSettings
+from facestack.vision.engines.mtcnn import MtcnnDetector, MtcnnSettings
 
 
 # Faces in each group photo (a few people in them are turned away or cut by the frame)
@@ -29,7 +29,7 @@ def _read_rgb(path: Path) -> np.ndarray:
 def detector() -> MtcnnDetector:
     if not (DATA / "faces").is_dir():
         pytest.skip(f"sample data {DATA} not found")
-    from sfapi.engines.runtime import OnnxRuntime
+    from facestack.vision.engines.runtime import OnnxRuntime
 
     return MtcnnDetector.from_pack(OnnxRuntime(), PACK_DIR)
 

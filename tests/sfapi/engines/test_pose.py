@@ -7,11 +7,11 @@ import cv2
 import numpy as np
 import pytest
 
-from sfapi.engines.analyzer import FaceAnalyzer
-from sfapi.engines.mtcnn import MtcnnDetector
-from sfapi.engines.pose import PoseEstimator
-from sfapi.engines.quality import POSE_FLOOR, pose_factor, quality_parts
-from sfapi.engines.runtime import create_runtime
+from facestack.vision.engines.analyzer import FaceAnalyzer
+from facestack.vision.engines.mtcnn import MtcnnDetector
+from facestack.vision.engines.pose import PoseEstimator
+from facestack.vision.engines.quality import POSE_FLOOR, pose_factor, quality_parts
+from facestack.vision.engines.runtime import create_runtime
 from video_worker.clips import turn_face
 
 
@@ -69,7 +69,7 @@ def test_yaw_follows_a_turn_both_ways(pose: PoseEstimator, mtcnn: MtcnnDetector,
 def test_yaw_goes_past_45_degrees(pose: PoseEstimator, mtcnn: MtcnnDetector, data_dir: Path) -> None:
     """A three-quarter view (a real photo turned 65 degrees): the network says so, where the
     five-landmark yaw the worker used before stays near 20 degrees."""
-    from sfapi.engines.quality import pose_angles
+    from facestack.vision.engines.quality import pose_angles
 
     rgb = photo(data_dir, "faces/obama/img1.jpg")
     turned = turn_face(rgb, one_face(mtcnn, rgb), 65)

@@ -17,14 +17,14 @@ import pytest
 
 from sfapi.config import RuntimeConfig, SfapiConfig
 from facestack.core.configfile import load_config
-from sfapi.engines.runtime import Session, TensorSpec, create_runtime
-from sfapi.engines.tensorrt import GpuStack, TensorRTRuntime, probe_gpu_stack
-from sfapi.engines.tensorrt_cache import EngineCache, EngineKey, builder_flags, pack_engine, unpack_engine
-from sfapi.engines.tensorrt_profiles import (ChunkedSession, InputProfile, TensorRTSettings, grown_capacity,
+from facestack.vision.engines.runtime import Session, TensorSpec, create_runtime
+from facestack.vision.engines.tensorrt import GpuStack, TensorRTRuntime, probe_gpu_stack
+from facestack.vision.engines.tensorrt_cache import EngineCache, EngineKey, builder_flags, pack_engine, unpack_engine
+from facestack.vision.engines.tensorrt_profiles import (ChunkedSession, InputProfile, TensorRTSettings, grown_capacity,
                                              input_profile, row_chunks)
 from sfapi.errors import ConfigError, RuntimeUnavailable
-from sfapi.models.pack import read_manifest
-from sfapi.models.sources import NETWORKS
+from facestack.vision.models.pack import read_manifest
+from facestack.vision.models.sources import NETWORKS
 
 NO_GPU_STACK = not probe_gpu_stack().ok
 CLEAR_ERROR = "runtime tensorrt needs the tensorrt and pycuda packages and an NVIDIA GPU; found:"
@@ -167,7 +167,7 @@ def test_unwritable_cache_still_gives_the_engine(tmp_path: Path) -> None:
 
 # --- profiles -------------------------------------------------------------------------------------
 
-DEFAULT_PROFILES = {  # from the manifest's input shapes (sfapi.models.sources.NETWORKS), default settings
+DEFAULT_PROFILES = {  # from the manifest's input shapes (facestack.vision.models.sources.NETWORKS), default settings
     "detector_pnet": ((1, 12, 12, 3), (1, 384, 384, 3), (1, 1280, 1280, 3)),
     "detector_rnet": ((1, 24, 24, 3), (16, 24, 24, 3), (64, 24, 24, 3)),
     "detector_onet": ((1, 48, 48, 3), (16, 48, 48, 3), (64, 48, 48, 3)),
@@ -469,7 +469,7 @@ def trt_runtime(engine_dir: Path) -> Iterator[TensorRTRuntime]:
 
 @pytest.fixture(scope="module")
 def trt_analyzer(models_dir: Path, trt_runtime: TensorRTRuntime) -> Iterator[Any]:
-    from sfapi.engines.analyzer import FaceAnalyzer
+    from facestack.vision.engines.analyzer import FaceAnalyzer
 
     an = FaceAnalyzer(models_dir, SfapiConfig(), trt_runtime)
     yield an
@@ -509,7 +509,7 @@ def test_every_network_builds_and_runs_like_onnxruntime(models_dir: Path, trt_ru
 @pytest.mark.parametrize("facen_fp16", [True, False], ids=["facen-fp16", "facen-fp32"])
 def test_facen_within_cosine_0999_of_onnxruntime_on_every_face(facen_fp16: bool, models_dir: Path, data_dir: Path,
                                                                analyzer: Any, engine_dir: Path) -> None:
-    from sfapi.engines.analyzer import normalize_facen
+    from facestack.vision.engines.analyzer import normalize_facen
 
     rt = TensorRTRuntime(TensorRTSettings(cache_dir=engine_dir, facen_fp16=facen_fp16))
     try:
@@ -546,7 +546,7 @@ def test_detection_agrees_with_onnxruntime(data_dir: Path, analyzer: Any, trt_an
 
 @pytest.mark.gpu
 def test_attributes_agree_with_onnxruntime(data_dir: Path, analyzer: Any, trt_analyzer: Any) -> None:
-    from sfapi.engines.analyzer import postprocess
+    from facestack.vision.engines.analyzer import postprocess
 
     for photo in _photos(data_dir):
         rgb = _rgb(photo)

@@ -22,7 +22,7 @@ from typing import Any, AsyncIterator
 import numpy as np
 import pytest
 
-from sfapi.engines.similarity import cosine_threshold, similarity
+from facestack.vision.engines.similarity import cosine_threshold, similarity
 from sfapi.errors import BadParam, Conflict, GalleryNotFound, NotFound
 from sfapi.gallery.backend import GalleryBackend
 from sfapi.gallery.types import (

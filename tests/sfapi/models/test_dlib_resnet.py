@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from sfapi.errors import ModelPackError
-from sfapi.models.dlib_format import DlibReader
-from sfapi.models.dlib_resnet import convert_dlib_resnet, read_dlib_resnet
+from facestack.vision.models.dlib_format import DlibReader
+from facestack.vision.models.dlib_resnet import convert_dlib_resnet, read_dlib_resnet
 from tests.conftest import DATA
 
 RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"

@@ -18,7 +18,7 @@ import onnxruntime as ort
 import pytest
 
 from sfapi.errors import ModelPackError
-from sfapi.models.keras_emotion import EMOTION_LABELS, convert_keras_emotion
+from facestack.vision.models.keras_emotion import EMOTION_LABELS, convert_keras_emotion
 from tests.conftest import DATA
 
 DATA_DIR = DATA

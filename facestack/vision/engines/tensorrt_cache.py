@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
-from sfapi.engines.tensorrt_profiles import InputProfile, Precision
-from sfapi.errors import RuntimeUnavailable
+from facestack.vision.engines.tensorrt_profiles import InputProfile, Precision
+from facestack.vision.errors import RuntimeUnavailable
 
 log = logging.getLogger(__name__)
 

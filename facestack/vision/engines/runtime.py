@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
 
-from sfapi.errors import RuntimeUnavailable
+from facestack.vision.errors import RuntimeUnavailable
 
 if TYPE_CHECKING:
-    from sfapi.config import RuntimeConfig
+    from facestack.vision.settings import RuntimeConfig
 
 log = logging.getLogger(__name__)
 
@@ -101,14 +101,14 @@ def create_runtime(kind: str, intra_op_threads: int = 0, config: "RuntimeConfig 
     """The one factory: pick the runtime named in config, or fail clearly.
 
     ``config`` carries the TensorRT settings (engine cache, precision, profiles); without it the
-    defaults of :class:`sfapi.config.RuntimeConfig` apply.
+    defaults of :class:`facestack.vision.settings.RuntimeConfig` apply.
     """
     if kind in ("onnxruntime", "onnxruntime-cuda"):
         return OnnxRuntime(kind, intra_op_threads)  # type: ignore[arg-type]
     if kind == "tensorrt":
-        from sfapi.config import RuntimeConfig
-        from sfapi.engines.tensorrt import TensorRTRuntime
-        from sfapi.engines.tensorrt_profiles import TensorRTSettings
+        from facestack.vision.settings import RuntimeConfig
+        from facestack.vision.engines.tensorrt import TensorRTRuntime
+        from facestack.vision.engines.tensorrt_profiles import TensorRTSettings
 
         return TensorRTRuntime(TensorRTSettings.from_config(config if config is not None else RuntimeConfig()))
     raise RuntimeUnavailable(f"unknown inference runtime {kind!r}; choose onnxruntime, onnxruntime-cuda or tensorrt")

@@ -4,7 +4,7 @@ A TensorRT engine only accepts input shapes inside the optimization profile it w
 this module decides those profiles from a network's input shape (``["N", 3, 150, 150]`` in the
 manifest, ``(-1, 3, 150, 150)`` from the ONNX parser) and splits a forward pass whose batch is
 larger than the profile's into chunks. :class:`ChunkedSession` is the :class:`Session` engines see;
-the GPU work behind it is one ``execute`` callable (``sfapi.engines.tensorrt``), so everything here
+the GPU work behind it is one ``execute`` callable (``facestack.vision.engines.tensorrt``), so everything here
 is tested on the CPU with a fake ``execute``.
 """
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Callable, Literal, Sequence
 
 import numpy as np
 
-from sfapi.engines.runtime import Session, TensorSpec
+from facestack.vision.engines.runtime import Session, TensorSpec
 
 if TYPE_CHECKING:
-    from sfapi.config import RuntimeConfig
+    from facestack.vision.settings import RuntimeConfig
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """TensorRT runtime: ONNX files of the model pack built into engines, run through pycuda.
 
 :class:`TensorRTRuntime` parses each ONNX file with TensorRT's ONNX parser, gives every dynamic
-input an optimization profile (:mod:`sfapi.engines.tensorrt_profiles`), builds the engine (FP16
-where config allows) or takes it from the on-disk cache (:mod:`sfapi.engines.tensorrt_cache`), and
+input an optimization profile (:mod:`facestack.vision.engines.tensorrt_profiles`), builds the engine (FP16
+where config allows) or takes it from the on-disk cache (:mod:`facestack.vision.engines.tensorrt_cache`), and
 returns a :class:`ChunkedSession` whose chunks run on the GPU with pinned host buffers, device
 buffers grown to the profile's max batch, and one CUDA stream and execution context per engine.
 Written against the TensorRT 10 Python API (named I/O tensors, ``execute_async_v3``).
@@ -23,12 +23,12 @@ from typing import Any, Callable, ContextManager, Iterator, Sequence
 
 import numpy as np
 
-from sfapi.engines.runtime import Runtime, Session, TensorSpec
-from sfapi.engines.tensorrt_cache import EngineCache, EngineKey, builder_flags
-from sfapi.engines.tensorrt_profiles import (ChunkedSession, InputProfile, Precision, TensorRTSettings,
+from facestack.vision.engines.runtime import Runtime, Session, TensorSpec
+from facestack.vision.engines.tensorrt_cache import EngineCache, EngineKey, builder_flags
+from facestack.vision.engines.tensorrt_profiles import (ChunkedSession, InputProfile, Precision, TensorRTSettings,
                                              grown_capacity, input_profile)
-from sfapi.errors import RuntimeUnavailable
-from sfapi.models.pack import sha256_file
+from facestack.vision.errors import RuntimeUnavailable
+from facestack.vision.models.pack import sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sfapi.engines.runtime import Runtime, Session
+from facestack.vision.engines.runtime import Runtime, Session
 
 __all__ = ["PoseEstimator", "pose_crop", "POSE_SIZE"]
 
@@ -57,7 +57,7 @@ class PoseEstimator:
 
     @classmethod
     def from_pack(cls, runtime: Runtime, models_dir: str | Path) -> "PoseEstimator":
-        from sfapi.models.pack import network_path
+        from facestack.vision.models.pack import network_path
 
         return cls(runtime.load(network_path(Path(models_dir), "pose"), "pose"))
 

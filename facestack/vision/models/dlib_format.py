@@ -1,7 +1,7 @@
 """Reader for dlib's binary serialization primitives (dlib/serialize.h, dlib/dnn/tensor.h).
 
 Only what a dlib net file needs: integers, floats, bools, strings and tensors. Every read checks
-its bounds and raises :class:`~sfapi.errors.ModelPackError` naming the byte offset where the input
+its bounds and raises :class:`~facestack.vision.errors.ModelPackError` naming the byte offset where the input
 stopped making sense, so a truncated or foreign file fails loudly instead of producing garbage.
 
 Encodings:
@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from sfapi.errors import ModelPackError
+from facestack.vision.errors import ModelPackError
 
 __all__ = ["DlibReader"]
 

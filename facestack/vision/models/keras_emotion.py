@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from sfapi.errors import ModelPackError
+from facestack.vision.errors import ModelPackError
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ class _GraphConverter:
             initializer=self._initializers,
         )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                                  producer_name="sfapi.models.keras_emotion")
+                                  producer_name="facestack.vision.models.keras_emotion")
         model.ir_version = IR_VERSION
         model.doc_string = "fer mini-Xception emotion classifier; labels: " + ",".join(EMOTION_LABELS)
         return model

@@ -1,13 +1,13 @@
 """Convert dlib's face recognition ResNet (``dlib_face_recognition_resnet_model_v1.dat``) to ONNX.
 
-Pure Python: the net file is read with :mod:`sfapi.models.dlib_format` and the graph is written
+Pure Python: the net file is read with :mod:`facestack.vision.models.dlib_format` and the graph is written
 with :mod:`onnx`; dlib itself is not needed.
 
 A dlib net file stores each layer's parameters but not the topology: which tag a ``skip`` or an
 ``add_prev`` refers to lives only in the network's C++ type (``anet_type`` in dlib's
 ``dnn_face_recognition_ex.cpp``). That type is mirrored here by :func:`_face_net_spec`, and the
 reader checks every layer it meets against it, so a file of any other shape fails with
-:class:`~sfapi.errors.ModelPackError` instead of converting into something wrong.
+:class:`~facestack.vision.errors.ModelPackError` instead of converting into something wrong.
 
 File layout: every wrapper (``add_layer``, ``add_tag_layer``, ``add_skip_layer``, the loss) writes
 its version and then the whole network inside it, so the file opens with the loss, then one
@@ -26,8 +26,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from sfapi.errors import ModelPackError
-from sfapi.models.dlib_format import DlibReader
+from facestack.vision.errors import ModelPackError
+from facestack.vision.models.dlib_format import DlibReader
 
 __all__ = [
     "AddPrev",
@@ -431,7 +431,7 @@ def _build_graph(net: DlibNet) -> onnx.ModelProto:
     model = helper.make_model(
         graph,
         opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name="sfapi.models.dlib_resnet",
+        producer_name="facestack.vision.models.dlib_resnet",
         doc_string=(
             "dlib face recognition ResNet v1: raw RGB 0..255 NCHW chips from get_face_chip "
             "(150x150, padding 0.25) -> unnormalized 128-d descriptor"

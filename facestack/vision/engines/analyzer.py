@@ -15,17 +15,17 @@ from typing import Any, Callable, Iterable
 import cv2
 import numpy as np
 
-from sfapi.config import SfapiConfig
-from sfapi.engines import align
-from sfapi.engines.batching import BatchObserver, DynamicBatcher
-from sfapi.engines.faces import Faces
-from sfapi.engines.mtcnn import MtcnnDetector, MtcnnSettings
-from sfapi.engines.pose import PoseEstimator
-from sfapi.engines.quality import quality_score, sharpness
-from sfapi.engines.runtime import Runtime, Session
-from sfapi.models.pack import read_manifest
-from sfapi.models.sources import AGE_BINS, GENDER_LABELS
-from sfapi.models.keras_emotion import EMOTION_LABELS
+from facestack.vision.settings import AnalyzerSettings
+from facestack.vision.engines import align
+from facestack.vision.engines.batching import BatchObserver, DynamicBatcher
+from facestack.vision.engines.faces import Faces
+from facestack.vision.engines.mtcnn import MtcnnDetector, MtcnnSettings
+from facestack.vision.engines.pose import PoseEstimator
+from facestack.vision.engines.quality import quality_score, sharpness
+from facestack.vision.engines.runtime import Runtime, Session
+from facestack.vision.models.pack import read_manifest
+from facestack.vision.models.sources import AGE_BINS, GENDER_LABELS
+from facestack.vision.models.keras_emotion import EMOTION_LABELS
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class Prepared:
 class FaceAnalyzer:
     """Owns the networks of the model pack; thread-safe."""
 
-    def __init__(self, models_dir: Path, cfg: SfapiConfig, runtime: Runtime,
+    def __init__(self, models_dir: Path, cfg: AnalyzerSettings, runtime: Runtime,
                  observer: BatchObserver | None = None) -> None:
         self._cfg = cfg
         manifest = read_manifest(models_dir)
