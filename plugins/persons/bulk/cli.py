@@ -19,7 +19,10 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
+
+if TYPE_CHECKING:
+    from sfapi.tls import ClientTls
 
 log = logging.getLogger("facestack")
 
@@ -32,6 +35,36 @@ def _api_args(p: argparse.ArgumentParser) -> None:
                    help=f"the router serving the persons API (default {DEFAULT_API})")
     p.add_argument("--prefix", default="/v1", help="the persons plugin's api_prefix (default /v1)")
     p.add_argument("--token", help="API token of the router (Authorization: Bearer)")
+    _tls_args(p)
+
+
+def _tls_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ca", type=Path, metavar="FILE",
+                   help="verify https:// services against this CA bundle (PEM; a private CA); "
+                   "default: the system's CAs")
+    p.add_argument("--cert", type=Path, metavar="FILE",
+                   help="client certificate (PEM) for services that require one (mutual TLS)")
+    p.add_argument("--key", type=Path, metavar="FILE", help="the client certificate's key (PEM)")
+
+
+def _client_tls(args: argparse.Namespace) -> "ClientTls | None":
+    """``--ca``/``--cert``/``--key`` checked (a missing file or half a pair is a config error)."""
+    from pydantic import ValidationError
+
+    from sfapi.errors import ConfigError
+    from sfapi.tls import ClientTls
+
+    if args.ca is None and args.cert is None and args.key is None:
+        return None
+    try:
+        return ClientTls(ca=_opt(args.ca), cert=_opt(args.cert), key=_opt(args.key))
+    except ValidationError as exc:
+        reason = "; ".join(str(e.get("msg", "")).removeprefix("Value error, ") for e in exc.errors())
+        raise ConfigError(f"--ca/--cert/--key: {reason}") from None
+
+
+def _opt(path: Path | None) -> str | None:
+    return None if path is None else str(path)
 
 
 def _store_args(p: argparse.ArgumentParser, sfapi: bool) -> None:
@@ -151,7 +184,7 @@ def _import(args: argparse.Namespace) -> int:
         sfapi=None if args.largest_face else args.sfapi, sfapi_token=args.sfapi_token,
         on_match=args.on_match, largest_face=args.largest_face, concurrency=args.concurrency,
         retry_refused=args.retry_refused, allow_urls=args.allow_urls, retries=args.retries,
-        report=args.report,
+        report=args.report, tls=_client_tls(args),
         state=args.state or args.report.with_name(args.report.name + ".state.jsonl"))
     tty = {"auto": None, "bar": True, "log": False}[args.progress]
 
@@ -165,8 +198,11 @@ def _export(args: argparse.Namespace) -> int:
     from .api import PersonsApi
     from .exporter import export_persons
 
+    tls = _client_tls(args)
+
     async def go(stop: asyncio.Event) -> int:
-        api = PersonsApi(args.api, args.prefix, args.token)
+        api = PersonsApi(args.api, args.prefix, args.token,
+                         ssl=tls.context() if tls is not None else None)
         try:
             await export_persons(api, args.out, args.state, concurrency=args.concurrency)
         finally:
@@ -229,10 +265,11 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from sfapi.errors import ConfigError, SfapiError
 
+    from .api import ApiUnavailable
     from .items import ItemsError
     from .outcome import Fatal
 
-    failures: tuple[type[BaseException], ...] = (Fatal, ItemsError, FileExistsError,
+    failures: tuple[type[BaseException], ...] = (Fatal, ItemsError, FileExistsError, ApiUnavailable,
                                                   SfapiError, OSError, ValueError)
     try:
         if args.command == "persons" and args.persons_command == "import":
