@@ -8,6 +8,9 @@
   at one watermark (:mod:`.joint`);
 * ``facestack token create|list|revoke``: API tokens in the persons database (:mod:`..tokencli`).
 
+Backups and restores are recorded in the audit log (:mod:`.cliaudit`); exports are recorded by the
+router (:mod:`..api_exports`).
+
 Exit status: 0 done; 1 a failure (the message says which); 2 bad arguments or config; 3 the import
 left persons to retry (errors or not reached: run it again); 130 stopped by Ctrl-C.
 """
@@ -215,38 +218,63 @@ def _stores(args: argparse.Namespace) -> int:
     from sfapi.backup.manifest import new_backup_dir, read_manifest, verify, write_manifest
 
     from . import dbbackup, joint
+    from .cliaudit import record_store_operation as record
 
     async def persons_db(stop: asyncio.Event) -> int:
         loop = asyncio.get_running_loop()
         url = dbbackup.persons_config(args.router_config, args.section).resolved_database_url()
         if args.persons_command == "backup":
             new_backup_dir(args.out)
-            db = await dbbackup.backup_database(url, args.out)
-            await loop.run_in_executor(None, lambda: write_manifest(
-                args.out, "facestack persons backup", {"persons": db.part}, [db.part["file"]]))
+            try:
+                db = await dbbackup.backup_database(url, args.out)
+                await loop.run_in_executor(None, lambda: write_manifest(
+                    args.out, "facestack persons backup", {"persons": db.part}, [db.part["file"]]))
+            except Exception as exc:
+                await record(url, "BACKUP", "facestack persons backup", args.out, False, _why(exc))
+                raise
+            await record(url, "BACKUP", "facestack persons backup", args.out, True,
+                         f"{len(db.faces)} persons")
             sys.stdout.write(f"backup of {len(db.faces)} persons in {args.out}\n")
             return 0
-        manifest = await loop.run_in_executor(None, read_manifest, args.backup)
-        if "persons" not in manifest:
-            raise ValueError(f"{args.backup} holds no persons database backup")
-        await loop.run_in_executor(None, verify, args.backup, manifest)
-        result = await dbbackup.restore_database(args.backup, manifest["persons"], url)
+        try:
+            manifest = await loop.run_in_executor(None, read_manifest, args.backup)
+            if "persons" not in manifest:
+                raise ValueError(f"{args.backup} holds no persons database backup")
+            await loop.run_in_executor(None, verify, args.backup, manifest)
+            result = await dbbackup.restore_database(args.backup, manifest["persons"], url)
+        except Exception as exc:
+            await record(None, "RESTORE", "facestack persons restore", args.backup, False, _why(exc))
+            raise
         for table, (want, got) in result["tables"].items():
             sys.stdout.write(f"{table}: {got}/{want} rows\n")
+        await record(url if result["ok"] else None, "RESTORE", "facestack persons restore",
+                     args.backup, result["ok"], f"{len(result.get('faces') or {})} persons"
+                     + ("" if result["ok"] else "; row counts differ from the manifest"))
         return 0 if result["ok"] else 1
 
     async def both(stop: asyncio.Event) -> int:
+        url = dbbackup.persons_config(args.router_config, args.section).resolved_database_url()
         if args.command == "backup":
-            manifest = await joint.backup_site(args.router_config, args.sfapi_config, args.out,
-                                               section=args.section)
+            try:
+                manifest = await joint.backup_site(args.router_config, args.sfapi_config, args.out,
+                                                   section=args.section)
+            except Exception as exc:
+                await record(url, "BACKUP", "facestack backup", args.out, False, _why(exc))
+                raise
             c = manifest["consistency"]
+            await record(url, "BACKUP", "facestack backup", args.out, True,
+                         f"{c['persons']} persons, {len(manifest['galleries']['galleries'])} galleries")
             sys.stdout.write(f"backup of {c['persons']} persons and "
                              f"{len(manifest['galleries']['galleries'])} galleries in {args.out}"
                              f" (watermark {c['watermark']}; {len(c['missing_faces'])} persons "
                              "without their face)\n")
             return 0
-        result = await joint.restore_site(args.backup, args.router_config, args.sfapi_config,
-                                          section=args.section, sample=args.sample)
+        try:
+            result = await joint.restore_site(args.backup, args.router_config, args.sfapi_config,
+                                              section=args.section, sample=args.sample)
+        except Exception as exc:
+            await record(None, "RESTORE", "facestack restore", args.backup, False, _why(exc))
+            raise
         for table, (want, got) in result.persons["tables"].items():
             sys.stdout.write(f"{table}: {got}/{want} rows\n")
         for name, r in result.galleries["galleries"].items():
@@ -254,9 +282,15 @@ def _stores(args: argparse.Namespace) -> int:
                              f"{r['sampled']} sampled, {len(r['mismatched'])} mismatched\n")
         for m in result.missing_faces:
             sys.stdout.write(f"person {m['pid']}: face {m['face_id']} is not in the backup\n")
+        await record(url if result.ok else None, "RESTORE", "facestack restore", args.backup,
+                     result.ok, "restored" if result.ok else "the restored stores differ from the backup")
         return 0 if result.ok else 1
 
     return _run(persons_db if args.command == "persons" else both)
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -173,6 +173,44 @@ async def test_exports_are_audited(start_persons, tmp_path) -> None:
         "export of persons failed: disk full: 0 persons with their photo, 0 without"]
 
 
+async def test_backups_and_restores_are_audited(start_persons, tmp_path, caplog) -> None:
+    """``facestack persons backup|restore`` work on the database, not through an API: the tool
+    writes its own record (local user, command, folder, outcome) where ``GET /audit`` finds it."""
+    import sqlite3
+
+    import yaml
+
+    caplog.set_level(logging.INFO, logger="facestack.audit")
+    env = await start_persons(router={"auth": AUTH})
+    assert (await env.api("POST", "/sources", json={"name": "door"}, headers=h(ADMIN)))[0] == 201
+    assert (await upload(env, OPERATOR))[0] == 201
+    live, alone = tmp_path / "live.yaml", tmp_path / "alone.yaml"
+    live.write_text(yaml.safe_dump({"persons": {"database_url": env.plugin.config.resolved_database_url()}}))
+    alone.write_text(yaml.safe_dump({"persons": {"database_url": f"sqlite+aiosqlite:///{tmp_path / 'alone.db'}"}}))
+    loop = asyncio.get_running_loop()
+
+    async def run(*argv: str) -> int:
+        return await loop.run_in_executor(None, facestack, list(argv))
+
+    assert await run("persons", "backup", str(tmp_path / "bk"), "--router-config", str(live)) == 0
+    status, body = await env.api("GET", "/audit?service=facestack", headers=h(ADMIN))
+    assert status == 200, body
+    [rec] = body["results"]
+    assert (rec["method"], rec["route"], rec["path"], rec["status"], rec["detail"]) == (
+        "BACKUP", "facestack persons backup", str(tmp_path / "bk"), 200, "1 persons")
+    assert rec["token"].startswith("local:") and rec["role"] == "admin"
+
+    assert await run("persons", "restore", str(tmp_path / "bk"), "--router-config", str(alone)) == 0
+    assert await run("persons", "restore", str(tmp_path / "bk"), "--router-config", str(alone)) == 1
+    with sqlite3.connect(tmp_path / "alone.db") as conn:  # the restored site's own audit log
+        rows = conn.execute("SELECT method, route, path, status FROM persons_audit "
+                            "WHERE service = 'facestack'").fetchall()
+    assert rows == [("RESTORE", "facestack persons restore", str(tmp_path / "bk"), 200)]
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "facestack.audit"]
+    assert [(r["method"], r["status"]) for r in lines if r["service"] == "facestack"] == [
+        ("BACKUP", 200), ("RESTORE", 200), ("RESTORE", 500)]  # the refused restore: a log line
+
+
 async def test_database_tokens_api_and_cli(start_persons, tmp_path, capsys) -> None:
     auth = {"required": "always", "database_tokens": True, "database_refresh_s": 0.2,
             "tokens": [{"token": ADMIN, "role": "admin", "name": "root"}]}
