@@ -166,6 +166,10 @@ class DeliverySection(StrictModel):
     memory_queue: int = Field(64, ge=1)
     #: on-disk spool of one camera: past this size the oldest posts are dropped (and counted)
     spool_max_bytes: int = Field(512 * 1024 * 1024, ge=1024)
+    #: retention of spooled posts: a post made more than this many seconds ago is dropped (and
+    #: counted as dropped) instead of delivered; checked before every delivery attempt, so at least
+    #: every ``backoff_max_s`` while the router is down, and at start-up. null: kept until delivered
+    spool_max_age_s: float | None = Field(None, gt=0)
     #: JSON lines, one per acknowledged post: its wall-clock times (decoded, analysed, sent, acked)
     #: and the router's timings (bench/e2e.py reads it); null: no trace (relative: to the config file)
     trace_path: Path | None = None

@@ -13,7 +13,9 @@ and the job shows ``status: unauthorized`` (:attr:`Outbox.unauthorized`) until a
 Every post carries its idempotency key in the ``Idempotency-Key`` header (see
 :mod:`video_worker.posts`), so a post sent again (a retry after a lost answer, a replay from the
 spool after a crash) is recognised by facerouter and stored once. At shutdown the posts still in
-memory are written to the spool, which the next start delivers first.
+memory are written to the spool, which the next start delivers first. With
+``delivery.spool_max_age_s`` set, spooled posts older than that are dropped (counted as
+``dropped``, with a warning) before each delivery attempt instead of being sent late.
 
 With ``delivery.trace_path`` set, every acknowledged post appends one JSON line to that file
 (:class:`Trace`): ``{cam, track, frame_no, bs_type, event_id, decoded_at, analysed_at, sent_at,
@@ -210,6 +212,8 @@ class Outbox:
         while True:
             seq: int | None = None
             async with self._lock:
+                if len(self.spool) and self.spool.max_age_s is not None:
+                    await self._expire()
                 if len(self.spool):
                     head = await asyncio.to_thread(self.spool.peek)
                     if head is None:
@@ -286,6 +290,15 @@ class Outbox:
             for _ in range(dropped):
                 self._count("dropped", "spool full: oldest post dropped")
         self._update_spool_metrics()
+
+    async def _expire(self) -> None:
+        """Drop the spooled posts past ``spool_max_age_s`` (caller holds ``_lock``)."""
+        expired = await asyncio.to_thread(self.spool.expire)
+        if expired:
+            reason = f"spooled post older than spool_max_age_s ({self.spool.max_age_s:g} s) dropped"
+            for _ in range(expired):
+                self._count("dropped", reason)
+            self._update_spool_metrics()
 
     def _trace(self, post: Post, ack: Ack) -> None:
         if self.trace is None:

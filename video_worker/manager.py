@@ -385,7 +385,8 @@ class JobManager:
         settings = cfg.camera_settings(spec)
         router = cfg.router_of(spec)
         try:
-            spool = await asyncio.to_thread(Spool, self._spool_dir(spec.id), cfg.delivery.spool_max_bytes)
+            spool = await asyncio.to_thread(Spool, self._spool_dir(spec.id), cfg.delivery.spool_max_bytes,
+                                          cfg.delivery.spool_max_age_s)
         except SpoolError as exc:
             raise VideoWorkerError(f"job {spec.id}: {exc}") from exc
         run_id = uuid.uuid4().hex  # this run's posts' idempotency keys: unique across restarts
@@ -434,7 +435,8 @@ class JobManager:
         if not await asyncio.to_thread(directory.is_dir):
             return
         try:
-            spool = await asyncio.to_thread(Spool, directory, self.cfg.delivery.spool_max_bytes)
+            spool = await asyncio.to_thread(Spool, directory, self.cfg.delivery.spool_max_bytes,
+                                          self.cfg.delivery.spool_max_age_s)
         except SpoolError as exc:
             log.error("%s", exc)
             return

@@ -10,7 +10,7 @@ Per camera (label ``camera``, the job id):
   ``video_worker_tracks_total``;
 * ``video_worker_posts_total{result}`` with result ``ok`` | ``rejected`` (4xx: not retried) |
   ``failed`` (an attempt that will be retried) | ``spooled`` (written to disk to wait) |
-  ``dropped`` (the spool was full);
+  ``dropped`` (the spool was full, or the post outlived ``delivery.spool_max_age_s``);
 * ``video_worker_spool_bytes``, ``video_worker_spool_posts``, ``video_worker_reconnects_total``,
   ``video_worker_job_up`` (1 while the stream is being read).
 """

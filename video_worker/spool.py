@@ -6,13 +6,21 @@ post put back at the head gets the head's ``seq`` - 1; numbering starts at 10**9
 so reading the files in name order gives the camera's posts in order, across restarts. Past
 ``max_bytes`` the oldest posts are deleted and counted as dropped.
 
+A file's modification time is set to the moment its post was made (the post's ``analysed_at``; the
+time it was spooled for a post without one), so a post keeps its age across restarts and when it is
+put back at the head. With ``max_age_s`` set, :meth:`Spool.expire` deletes the posts older than that
+(a retention limit: faces waiting for an unreachable router are not kept for ever). Posts are made in
+order, so the oldest are at the head and expiry stops at the first young one.
+
 Blocking file I/O: the delivery task calls these methods through ``asyncio.to_thread``.
 """
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
+import time
 from collections import deque
 from pathlib import Path
 
@@ -30,21 +38,25 @@ _FIRST_SEQ = 10**9
 class Spool:
     """The spool of one camera."""
 
-    def __init__(self, directory: Path, max_bytes: int) -> None:
+    def __init__(self, directory: Path, max_bytes: int, max_age_s: float | None = None) -> None:
         self.dir = directory
         self.max_bytes = max_bytes
+        #: posts older than this (seconds since they were made) are dropped by :meth:`expire`
+        self.max_age_s = max_age_s
         self.dropped = 0
         self._lock = threading.Lock()
         try:
             directory.mkdir(parents=True, exist_ok=True)
             for tmp in directory.glob("*.tmp"):
                 tmp.unlink()
-            entries = sorted((int(p.stem), p.stat().st_size) for p in directory.glob("*" + _SUFFIX)
-                             if p.stem.isdigit())
+            entries = sorted((int(p.stem), st.st_size, st.st_mtime)
+                             for p in directory.glob("*" + _SUFFIX) if p.stem.isdigit()
+                             for st in (p.stat(),))
         except OSError as exc:
             raise SpoolError(f"spool {directory}: {exc}") from exc
-        self._entries: deque[tuple[int, int]] = deque(entries)
-        self._bytes = sum(size for _, size in entries)
+        #: (seq, bytes, made at: unix seconds), oldest first
+        self._entries: deque[tuple[int, int, float]] = deque(entries)
+        self._bytes = sum(size for _, size, _ in entries)
         self._next = entries[-1][0] + 1 if entries else _FIRST_SEQ
         if entries:
             log.info("spool %s: %d posts (%d bytes) left from before", directory, len(entries), self._bytes)
@@ -78,6 +90,7 @@ class Spool:
 
     def _store(self, seq: int, post: Post, front: bool) -> int:
         data = post.to_bytes()
+        made_at = _made_at(post)
         path = self._path(seq)
         tmp = path.with_suffix(".tmp")
         try:
@@ -85,18 +98,19 @@ class Spool:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
+            os.utime(tmp, (made_at, made_at))
             os.replace(tmp, path)
         except OSError as exc:
             raise SpoolError(f"spool {self.dir}: cannot write: {exc}") from exc
         with self._lock:
             if front:
-                self._entries.appendleft((seq, len(data)))
+                self._entries.appendleft((seq, len(data), made_at))
             else:
-                self._entries.append((seq, len(data)))
+                self._entries.append((seq, len(data), made_at))
             self._bytes += len(data)
             dropped = 0
             while self._bytes > self.max_bytes and len(self._entries) > 1:
-                old, size = self._entries.popleft()
+                old, size, _ = self._entries.popleft()
                 self._bytes -= size
                 dropped += 1
                 self._unlink(old)
@@ -124,7 +138,7 @@ class Spool:
     def remove(self, seq: int) -> None:
         """Delete the entry ``seq`` (delivered, refused, or dropped) if it is still there."""
         with self._lock:
-            for i, (s, size) in enumerate(self._entries):
+            for i, (s, size, _) in enumerate(self._entries):
                 if s == seq:
                     del self._entries[i]
                     self._bytes -= size
@@ -132,6 +146,26 @@ class Spool:
             else:
                 return
         self._unlink(seq)
+
+    def expire(self, now: float | None = None) -> int:
+        """Delete the posts made more than ``max_age_s`` before ``now`` (default: the clock);
+        returns how many (also counted in :attr:`dropped`). No-op without ``max_age_s``."""
+        if self.max_age_s is None:
+            return 0
+        cutoff = (time.time() if now is None else now) - self.max_age_s
+        expired: list[int] = []
+        with self._lock:
+            while self._entries and self._entries[0][2] < cutoff:
+                seq, size, _ = self._entries.popleft()
+                self._bytes -= size
+                expired.append(seq)
+            self.dropped += len(expired)
+        for seq in expired:
+            self._unlink(seq)
+        if expired:
+            log.warning("spool %s: %d posts older than %g s dropped (spool_max_age_s)", self.dir,
+                        len(expired), self.max_age_s)
+        return len(expired)
 
     def _path(self, seq: int) -> Path:
         return self.dir / f"{seq:012d}{_SUFFIX}"
@@ -143,3 +177,13 @@ class Spool:
             pass
         except OSError as exc:
             log.error("spool %s: cannot delete entry %d: %s", self.dir, seq, exc)
+
+
+def _made_at(post: Post) -> float:
+    """When ``post`` was made (its ``analysed_at``), or now for a post that does not say."""
+    try:
+        made = post.params.get("analysed_at")
+    except (KeyError, ValueError, AttributeError):
+        made = None
+    ok = isinstance(made, (int, float)) and math.isfinite(made) and 0 < made <= time.time() + 86400
+    return float(made) if ok else time.time()

@@ -6,6 +6,7 @@ from pathlib import Path
 from pydantic import Field
 
 from facestack.core.configfile import StrictModel, load_config
+from facestack.core.tls import ClientTls
 
 
 class ServiceSpec(StrictModel):
@@ -33,6 +34,10 @@ class StackConfig(StrictModel):
     services: list[ServiceSpec] = Field(min_length=1)
     restart: RestartPolicy = RestartPolicy()
     log_dir: Path | None = None  # None: children write to this terminal's stderr
+    #: how ``https://`` health URLs are verified: ``ca`` (a private CA's PEM bundle; default: the
+    #: system's CAs) and ``cert``/``key`` for services that require a client certificate (mutual
+    #: TLS); relative paths: to the working directory. Verification is never off.
+    health_tls: ClientTls = ClientTls()
 
 
 def load_stack(path: Path) -> StackConfig:

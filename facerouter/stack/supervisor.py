@@ -1,5 +1,6 @@
 """A small process supervisor: start children in order, wait until each is healthy, restart a crashed
-one with back-off (saying which and why), stop all in reverse order on request."""
+one with back-off (saying which and why), stop all in reverse order on request. ``https://`` health
+URLs are verified against ``health_tls`` (a private CA; a client certificate for mutual TLS)."""
 from __future__ import annotations
 
 import asyncio
@@ -127,7 +128,10 @@ class Supervisor:
         if url is None:
             return
         deadline = time.monotonic() + child.spec.start_timeout_s
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+        last = "no answer"
+        connector = aiohttp.TCPConnector(ssl=self.cfg.health_tls.context())  # https: verified
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2),
+                                         connector=connector) as http:
             while True:
                 if child.proc is not None and child.proc.returncode is not None:
                     raise StackError(f"{child.spec.name} {describe_exit(child.proc.returncode)} while starting")
@@ -136,10 +140,12 @@ class Supervisor:
                         if resp.status == 200:
                             log.info("%s is up (%s)", child.spec.name, url)
                             return
-                except (aiohttp.ClientError, TimeoutError):
-                    pass
+                        last = f"HTTP {resp.status}"
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    last = f"{type(exc).__name__}: {exc}"
                 if time.monotonic() > deadline:
-                    raise StackError(f"{child.spec.name} not healthy at {url} after {child.spec.start_timeout_s:g} s")
+                    raise StackError(f"{child.spec.name} not healthy at {url} after "
+                                     f"{child.spec.start_timeout_s:g} s (last: {last})")
                 await asyncio.sleep(0.25)
 
     async def _watch(self, child: Child) -> None:

@@ -10,13 +10,15 @@ calibration of the thresholds. Modules:
 * :mod:`.identify` the frame hooks; :mod:`.uploads` persons from photos; :mod:`.gates` auto-create
   checks; :mod:`.writer` entries with images and webhooks; :mod:`.images` files and retention;
   :mod:`.webhooks` delivery (reusing the built-in ``webhook`` plugin);
-* :mod:`.api_base`, :mod:`.api_sources`, :mod:`.api_persons`, :mod:`.api_entries` the HTTP API.
+* :mod:`.api_base`, :mod:`.api_sources`, :mod:`.api_persons`, :mod:`.api_entries`,
+  :mod:`.api_security`, :mod:`.api_exports` the HTTP API.
 
 The plugin does nothing unless its section says ``enabled: true``.
 """
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from typing import Any, Mapping
 
 import tornado.web
@@ -27,6 +29,7 @@ from sfapi.client import SFApiError
 
 from .api_entries import (AggregateHandler, EntriesHandler, EntryHandler, EntryImageHandler,
                           PersonStatsHandler)
+from .api_exports import ExportDoneHandler, ExportsHandler
 from .api_security import AuditHandler, TokenHandler, TokensHandler
 from .api_persons import PersonHandler, PersonsHandler, ReinitEntryHandler, ReinitPhotoHandler
 from .api_sources import SourceHandler, SourcesHandler, StatusHandler, ThresholdsHandler
@@ -79,6 +82,8 @@ class PersonsPlugin:
                                ctx.idgen)
         self.tokens = TokenRepo(self.db)
         self.audit = AuditRepo(self.db)
+        #: exports opened and not yet closed (:mod:`.api_exports`), oldest first
+        self.open_exports: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.token_refresher: TokenRefresher | None = None
         self.retention = RetentionJob(self.images, self.entries, self.sources,
                                       cfg.image_retention_days, cfg.retention_interval_s,
@@ -145,6 +150,8 @@ class PersonsPlugin:
                 ("tokens", TokensHandler),
                 ("tokens/([^/]+)", TokenHandler),
                 ("audit", AuditHandler),
+                ("exports", ExportsHandler),
+                ("exports/([^/]+)/done", ExportDoneHandler),
             )]
         return out
 

@@ -113,6 +113,17 @@ _SCHEMAS: dict[str, Any] = {
     "PersonsTokenIn": _obj({"name": {"type": "string", "minLength": 1, "maxLength": 128},
                             "role": {"type": "string", "enum": ["read", "ingest", "operator", "admin", "write"]},
                             "expires_in_s": {"type": "number", "minimum": 0, "exclusiveMinimum": True}}, ("name",)),
+    "PersonsExportIn": _obj({"what": {"type": "string", "enum": ["persons"]},
+                             "to": {"type": "string", "maxLength": 256, "pattern": "^[^\\r\\n\\x00]*$"}},
+                            ()),
+    "PersonsExportDoneIn": _obj({"persons": {"type": "integer", "minimum": 0},
+                                 "without_photo": {"type": "integer", "minimum": 0},
+                                 "error": {"type": "string", "maxLength": 512,
+                                           "pattern": "^[^\\r\\n\\x00]*$"}}, ()),
+    "PersonsExport": _obj({"id": _STR, "what": _STR, "to": _NULLABLE_STR, "started": _TIME,
+                           "token": _NULLABLE_STR, "persons": {"type": "integer"},
+                           "without_photo": {"type": "integer"}, "error": _NULLABLE_STR,
+                           "finished": _TIME}, ("id", "what", "to", "started", "token"), closed=False),
     "PersonsAudit": _obj({"id": {"type": "integer"}, "ts_ms": {"type": "integer"}, "time": _TIME,
                           "service": _STR, "token": _STR, "role": _STR, "method": _STR, "route": _STR,
                           "path": _STR, "object_id": _NULLABLE_STR, "status": {"type": "integer"},
@@ -400,6 +411,19 @@ def _paths(p: str, shape: Shape, max_limit: int, default_limit: int) -> dict[str
             "parameters": [_path("name", {"type": "string", "pattern": "^[^/]+$"})],
             "delete": {"summary": "Revoke a token (admin)", "responses": _responses(
                 {"200": _json("the revoked token", _ref("PersonsToken"))}, not_found=True)}},
+        f"{p}/exports": {"post": {
+            "summary": "Open an export of person data (recorded in the audit log)",
+            "requestBody": {"required": False, "content": {"application/json": {
+                "schema": _ref("PersonsExportIn")}}},
+            "responses": _responses({"201": _json("the open export", _ref("PersonsExport"))},
+                                    body=True)}},
+        f"{p}/exports/{{id}}/done": {
+            "parameters": [_path("id", {"type": "string", "pattern": "^[^/]+$"})],
+            "post": {"summary": "Close an export with what it wrote (recorded in the audit log)",
+                     "requestBody": {"required": False, "content": {"application/json": {
+                         "schema": _ref("PersonsExportDoneIn")}}},
+                     "responses": _responses({"200": _json("the closed export", _ref("PersonsExport"))},
+                                             body=True, not_found=True)}},
         f"{p}/audit": {"get": {
             "summary": "The audit log (admin), oldest first",
             "parameters": [*(_q(n, {"type": "string"}) for n in ("token", "method", "route", "object_id",

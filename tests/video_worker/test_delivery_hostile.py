@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
+from pydantic import ValidationError
 from aiohttp import web
 
 from facerouter.errors import SfapiUnauthorized
 from facestack.core.auth import AuthConfig, Authenticator
 from tests.facerouter.conftest import FACE0, PHOTO, TS
 from tests.video_worker.conftest import RouterStandIn, api, wait_for, worker_config
+from video_worker.config import DeliverySection
 from video_worker.delivery import send_post
 from video_worker.posts import Post
 from video_worker.spool import Spool
@@ -157,3 +160,30 @@ async def test_a_post_replayed_from_the_spool_is_stored_once(start_router, fake_
 
 def test_sfapi_unauthorized_code_is_what_the_worker_looks_for() -> None:
     assert SfapiUnauthorized.status == 502 and SfapiUnauthorized.code == "SFAPI_UNAUTHORIZED"
+
+
+def test_spool_expire_drops_posts_by_the_age_they_were_made(tmp_path) -> None:
+    """A spooled post's age is the time since it was made (``analysed_at``), kept on disk across a
+    reopen and when put back at the head; ``expire`` drops exactly the posts past ``max_age_s``."""
+    def post(i: int, made: float) -> Post:
+        fields = {"bbox": "[[10, 20, 110, 140]]", "cam_id": "cam1", "timestamp": TS,
+                  "detectorParams": json.dumps({"track": i, "analysed_at": made}),
+                  "bs_type": "overall", "labels": "{}"}
+        return Post("cam1", fields, PHOTO, FACE0, f"cam1:run:{i}:0")
+
+    base = 1_700_000_000.0
+    spool = Spool(tmp_path / "spool", 1 << 22, max_age_s=100)
+    for i, made in enumerate((base + 10, base + 20, base + 30)):
+        spool.append(post(i, made))
+    spool.push_front(post(9, base))  # an older post that was in flight
+    assert Spool(tmp_path / "spool", 1 << 22).expire(now=base + 1000) == 0  # no max_age: kept
+    again = Spool(tmp_path / "spool", 1 << 22, max_age_s=100)
+    assert len(again) == 4
+    assert again.expire(now=base + 115) == 2  # made at base and base + 10
+    assert [again.peek()[1].params["track"]] == [1] and len(again) == 2 and again.dropped == 2
+    assert again.expire(now=base + 115) == 0
+    assert again.expire(now=base + 131) == 2 and len(again) == 0 and again.nbytes == 0
+    assert not list((tmp_path / "spool").glob("*.post"))
+    for bad in (0, -1, "soon"):
+        with pytest.raises(ValidationError, match="spool_max_age_s"):
+            DeliverySection(spool_max_age_s=bad)

@@ -147,6 +147,40 @@ async def test_spool_is_bounded_oldest_dropped(start_worker, tmp_path, people_cl
         await router.stop()
 
 
+async def test_spooled_posts_expire_after_spool_max_age(start_worker, tmp_path, people_clip, caplog) -> None:
+    """Retention of spooled posts: young posts wait in the spool; once older than
+    ``spool_max_age_s`` they are dropped (counted and logged), also after a restart, and are not
+    sent to the router even when it is back."""
+    clip, _ = people_clip
+    router = RouterStandIn(free_port())  # down while the clip runs
+    spec = job(clip, overall_only=False, realtime_post_interval=0.5)
+    worker = await start_worker(worker_config(tmp_path, router.url, [spec],
+                                              delivery={"spool_max_age_s": 3600}))
+    cam = worker.manager.get("cam1")
+    await asyncio.wait_for(cam.finished.wait(), 60)
+    left = len(cam.outbox.spool)
+    stats = cam.view()["statistic"]
+    assert left > 0 and stats["posts_dropped"] == 0 and stats["posts_spooled"] >= left
+    await worker.shutdown()
+    max_age = 0.3
+    await asyncio.sleep(max_age + 0.2)  # every spooled post is now older than max_age
+
+    await router.start()
+    try:
+        cfg = worker_config(tmp_path, router.url, [spec], delivery={"spool_max_age_s": max_age})
+        cfg = cfg.model_copy(update={"jobs": [cfg.jobs[0].model_copy(update={"stream_url": str(tmp_path / "none.mp4")})]})
+        worker2 = await start_worker(cfg)  # the job is done: worker2 only delivers its spool
+        spool_dir = tmp_path / "state" / "spool" / "cam1"
+        await wait_for(lambda: not list(spool_dir.glob("*.post")))
+        metrics = (await api(worker2, "GET", "/metrics"))[1]
+        assert f'video_worker_posts_total{{camera="cam1",result="dropped"}} {float(left)}' in metrics
+        assert 'video_worker_spool_posts{camera="cam1"} 0.0' in metrics
+        assert any("older than" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+        assert router.posts == [] and router.attempts == 0
+    finally:
+        await router.stop()
+
+
 async def test_job_api_and_persistence(start_worker, tmp_path, router, people_clip) -> None:
     clip, _ = people_clip
     cfg = worker_config(tmp_path, router.url)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import ssl
 from typing import Any
 
 import aiohttp
@@ -29,22 +30,27 @@ class PersonsApi:
     """A session on the persons API of one router.
 
     ``base``: the router's URL (``http://127.0.0.1:18820``); ``prefix``: the plugin's
-    ``api_prefix``; ``token``: sent as ``Authorization: Bearer`` when the router checks tokens.
+    ``api_prefix``; ``token``: sent as ``Authorization: Bearer`` when the router checks tokens;
+    ``ssl``: how an ``https://`` router is verified (:meth:`facestack.core.tls.ClientTls.context`, e.g. a
+    private CA; default: the system's CAs). Verification is never off.
     """
 
     def __init__(self, base: str, prefix: str = "/v1", token: str | None = None,
-                 timeout_s: float = 120.0, connections: int = 16) -> None:
+                 timeout_s: float = 120.0, connections: int = 16,
+                 ssl: ssl.SSLContext | None = None) -> None:
         self.root = base.rstrip("/") + "/" + prefix.strip("/")
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._connections = connections
+        self._ssl = ssl
         self._session: aiohttp.ClientSession | None = None
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=self._timeout, headers=self.headers,
-                connector=aiohttp.TCPConnector(limit=self._connections))
+                connector=aiohttp.TCPConnector(limit=self._connections,
+                                               ssl=self._ssl if self._ssl is not None else True))
         return self._session
 
     async def close(self) -> None:
@@ -102,6 +108,24 @@ class PersonsApi:
         _expect(status, body, 200, "list persons")
         return int(body["count"]), list(body["results"])
 
+    async def open_export(self, what: str, to: str | None = None) -> str:
+        """``POST /exports``: the router records who starts an export (audit log); its id."""
+        body: dict[str, Any] = {"what": what}
+        if to:
+            body["to"] = to[:256]
+        status, answer = await self.call("POST", "/exports", json=body)
+        _expect(status, answer, 201, "open the export (audit log)")
+        return str(answer["id"])
+
+    async def close_export(self, export_id: str, persons: int, without_photo: int,
+                           error: str | None = None) -> None:
+        """``POST /exports/{id}/done``: the router records what the export wrote."""
+        body: dict[str, Any] = {"persons": persons, "without_photo": without_photo}
+        if error:
+            body["error"] = " ".join(error.split())[:512]
+        status, answer = await self.call("POST", f"/exports/{export_id}/done", json=body)
+        _expect(status, answer, 200, "close the export (audit log)")
+
     async def entry_image(self, entry_id: str, kind: str) -> bytes | None:
         """The kept ``face`` or ``photo`` JPEG of an entry, or None when it was not kept."""
         status, body = await self.call("GET", f"/entries/{entry_id}/image/{kind}")
@@ -121,8 +145,11 @@ class FaceCounter:
     """Faces in a photo by sfapi's detect (the detector person enrolment uses), for the importer's
     "several faces" check: the areas of the faces found, largest first."""
 
-    def __init__(self, sfapi_url: str, token: str | None = None, timeout_s: float = 60.0) -> None:
-        self.client = Client(sfapi_url, timeout=timeout_s, token=token)
+    def __init__(self, sfapi_url: str, token: str | None = None, timeout_s: float = 60.0,
+                 ssl: ssl.SSLContext | None = None) -> None:
+        self._session = (aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl))
+                         if ssl is not None else None)
+        self.client = Client(sfapi_url, timeout=timeout_s, token=token, session=self._session)
 
     async def areas(self, image: bytes) -> list[float]:
         """Face areas (px^2), largest first. Raises SFApiError when sfapi refuses the image."""
@@ -132,6 +159,8 @@ class FaceCounter:
 
     async def close(self) -> None:
         await self.client.close()
+        if self._session is not None:
+            await self._session.close()
 
 
 async def fetch_url(session: aiohttp.ClientSession, url: str, max_bytes: int,

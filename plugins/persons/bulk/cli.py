@@ -8,6 +8,9 @@
   at one watermark (:mod:`.joint`);
 * ``facestack token create|list|revoke``: API tokens in the persons database (:mod:`..tokencli`).
 
+Backups and restores are recorded in the audit log (:mod:`.cliaudit`); exports are recorded by the
+router (:mod:`..api_exports`).
+
 Exit status: 0 done; 1 a failure (the message says which); 2 bad arguments or config; 3 the import
 left persons to retry (errors or not reached: run it again); 130 stopped by Ctrl-C.
 """
@@ -19,7 +22,10 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
+
+if TYPE_CHECKING:
+    from facestack.core.tls import ClientTls
 
 log = logging.getLogger("facestack")
 
@@ -32,6 +38,36 @@ def _api_args(p: argparse.ArgumentParser) -> None:
                    help=f"the router serving the persons API (default {DEFAULT_API})")
     p.add_argument("--prefix", default="/v1", help="the persons plugin's api_prefix (default /v1)")
     p.add_argument("--token", help="API token of the router (Authorization: Bearer)")
+    _tls_args(p)
+
+
+def _tls_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ca", type=Path, metavar="FILE",
+                   help="verify https:// services against this CA bundle (PEM; a private CA); "
+                   "default: the system's CAs")
+    p.add_argument("--cert", type=Path, metavar="FILE",
+                   help="client certificate (PEM) for services that require one (mutual TLS)")
+    p.add_argument("--key", type=Path, metavar="FILE", help="the client certificate's key (PEM)")
+
+
+def _client_tls(args: argparse.Namespace) -> "ClientTls | None":
+    """``--ca``/``--cert``/``--key`` checked (a missing file or half a pair is a config error)."""
+    from pydantic import ValidationError
+
+    from sfapi.errors import ConfigError
+    from facestack.core.tls import ClientTls
+
+    if args.ca is None and args.cert is None and args.key is None:
+        return None
+    try:
+        return ClientTls(ca=_opt(args.ca), cert=_opt(args.cert), key=_opt(args.key))
+    except ValidationError as exc:
+        reason = "; ".join(str(e.get("msg", "")).removeprefix("Value error, ") for e in exc.errors())
+        raise ConfigError(f"--ca/--cert/--key: {reason}") from None
+
+
+def _opt(path: Path | None) -> str | None:
+    return None if path is None else str(path)
 
 
 def _store_args(p: argparse.ArgumentParser, sfapi: bool) -> None:
@@ -151,7 +187,7 @@ def _import(args: argparse.Namespace) -> int:
         sfapi=None if args.largest_face else args.sfapi, sfapi_token=args.sfapi_token,
         on_match=args.on_match, largest_face=args.largest_face, concurrency=args.concurrency,
         retry_refused=args.retry_refused, allow_urls=args.allow_urls, retries=args.retries,
-        report=args.report,
+        report=args.report, tls=_client_tls(args),
         state=args.state or args.report.with_name(args.report.name + ".state.jsonl"))
     tty = {"auto": None, "bar": True, "log": False}[args.progress]
 
@@ -165,8 +201,11 @@ def _export(args: argparse.Namespace) -> int:
     from .api import PersonsApi
     from .exporter import export_persons
 
+    tls = _client_tls(args)
+
     async def go(stop: asyncio.Event) -> int:
-        api = PersonsApi(args.api, args.prefix, args.token)
+        api = PersonsApi(args.api, args.prefix, args.token,
+                         ssl=tls.context() if tls is not None else None)
         try:
             await export_persons(api, args.out, args.state, concurrency=args.concurrency)
         finally:
@@ -179,38 +218,63 @@ def _stores(args: argparse.Namespace) -> int:
     from sfapi.backup.manifest import new_backup_dir, read_manifest, verify, write_manifest
 
     from . import dbbackup, joint
+    from .cliaudit import record_store_operation as record
 
     async def persons_db(stop: asyncio.Event) -> int:
         loop = asyncio.get_running_loop()
         url = dbbackup.persons_config(args.router_config, args.section).resolved_database_url()
         if args.persons_command == "backup":
             new_backup_dir(args.out)
-            db = await dbbackup.backup_database(url, args.out)
-            await loop.run_in_executor(None, lambda: write_manifest(
-                args.out, "facestack persons backup", {"persons": db.part}, [db.part["file"]]))
+            try:
+                db = await dbbackup.backup_database(url, args.out)
+                await loop.run_in_executor(None, lambda: write_manifest(
+                    args.out, "facestack persons backup", {"persons": db.part}, [db.part["file"]]))
+            except Exception as exc:
+                await record(url, "BACKUP", "facestack persons backup", args.out, False, _why(exc))
+                raise
+            await record(url, "BACKUP", "facestack persons backup", args.out, True,
+                         f"{len(db.faces)} persons")
             sys.stdout.write(f"backup of {len(db.faces)} persons in {args.out}\n")
             return 0
-        manifest = await loop.run_in_executor(None, read_manifest, args.backup)
-        if "persons" not in manifest:
-            raise ValueError(f"{args.backup} holds no persons database backup")
-        await loop.run_in_executor(None, verify, args.backup, manifest)
-        result = await dbbackup.restore_database(args.backup, manifest["persons"], url)
+        try:
+            manifest = await loop.run_in_executor(None, read_manifest, args.backup)
+            if "persons" not in manifest:
+                raise ValueError(f"{args.backup} holds no persons database backup")
+            await loop.run_in_executor(None, verify, args.backup, manifest)
+            result = await dbbackup.restore_database(args.backup, manifest["persons"], url)
+        except Exception as exc:
+            await record(None, "RESTORE", "facestack persons restore", args.backup, False, _why(exc))
+            raise
         for table, (want, got) in result["tables"].items():
             sys.stdout.write(f"{table}: {got}/{want} rows\n")
+        await record(url if result["ok"] else None, "RESTORE", "facestack persons restore",
+                     args.backup, result["ok"], f"{len(result.get('faces') or {})} persons"
+                     + ("" if result["ok"] else "; row counts differ from the manifest"))
         return 0 if result["ok"] else 1
 
     async def both(stop: asyncio.Event) -> int:
+        url = dbbackup.persons_config(args.router_config, args.section).resolved_database_url()
         if args.command == "backup":
-            manifest = await joint.backup_site(args.router_config, args.sfapi_config, args.out,
-                                               section=args.section)
+            try:
+                manifest = await joint.backup_site(args.router_config, args.sfapi_config, args.out,
+                                                   section=args.section)
+            except Exception as exc:
+                await record(url, "BACKUP", "facestack backup", args.out, False, _why(exc))
+                raise
             c = manifest["consistency"]
+            await record(url, "BACKUP", "facestack backup", args.out, True,
+                         f"{c['persons']} persons, {len(manifest['galleries']['galleries'])} galleries")
             sys.stdout.write(f"backup of {c['persons']} persons and "
                              f"{len(manifest['galleries']['galleries'])} galleries in {args.out}"
                              f" (watermark {c['watermark']}; {len(c['missing_faces'])} persons "
                              "without their face)\n")
             return 0
-        result = await joint.restore_site(args.backup, args.router_config, args.sfapi_config,
-                                          section=args.section, sample=args.sample)
+        try:
+            result = await joint.restore_site(args.backup, args.router_config, args.sfapi_config,
+                                              section=args.section, sample=args.sample)
+        except Exception as exc:
+            await record(None, "RESTORE", "facestack restore", args.backup, False, _why(exc))
+            raise
         for table, (want, got) in result.persons["tables"].items():
             sys.stdout.write(f"{table}: {got}/{want} rows\n")
         for name, r in result.galleries["galleries"].items():
@@ -218,9 +282,15 @@ def _stores(args: argparse.Namespace) -> int:
                              f"{r['sampled']} sampled, {len(r['mismatched'])} mismatched\n")
         for m in result.missing_faces:
             sys.stdout.write(f"person {m['pid']}: face {m['face_id']} is not in the backup\n")
+        await record(url if result.ok else None, "RESTORE", "facestack restore", args.backup,
+                     result.ok, "restored" if result.ok else "the restored stores differ from the backup")
         return 0 if result.ok else 1
 
     return _run(persons_db if args.command == "persons" else both)
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,10 +299,11 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from sfapi.errors import ConfigError, SfapiError
 
+    from .api import ApiUnavailable
     from .items import ItemsError
     from .outcome import Fatal
 
-    failures: tuple[type[BaseException], ...] = (Fatal, ItemsError, FileExistsError,
+    failures: tuple[type[BaseException], ...] = (Fatal, ItemsError, FileExistsError, ApiUnavailable,
                                                   SfapiError, OSError, ValueError)
     try:
         if args.command == "persons" and args.persons_command == "import":

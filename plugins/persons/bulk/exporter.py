@@ -7,6 +7,10 @@ the entry that enrolled (or last re-initialised) it, else that entry's face crop
 images are gone (not kept for the source's results, or removed by retention) has no photo to move:
 it is listed in ``<out>/without_photo.csv`` instead.
 
+The router records the export in its audit log: it is opened (``POST /exports``, with the output
+folder) before the first person is read and closed (``POST /exports/{id}/done``) with the counts, or
+with the error that stopped it. A router that refuses to open it stops the export.
+
 Names and meta: the persons API keeps a pid and a face, not a name; the import's resume files
 (``--state``, any number) name the persons they enrolled. Persons they do not name are exported
 under their pid.
@@ -61,6 +65,25 @@ async def export_persons(api: PersonsApi, out: Path, states: Sequence[Path] = ()
     for name, rec in (await loop.run_in_executor(None, load_states, list(states))).items():
         if rec.get("status") == "enrolled" and isinstance(rec.get("pid"), str):
             names[rec["pid"]] = (name, dict(rec.get("meta") or {}))
+    export_id = await api.open_export("persons", str(out.resolve()))
+    try:
+        result = await _export(api, out, names, concurrency, page)
+    except BaseException as exc:
+        try:
+            await asyncio.shield(api.close_export(export_id, 0, 0, f"{type(exc).__name__}: {exc}"))
+        except Exception as close_exc:  # noqa: BLE001 - the first error is the one to report
+            log.warning("export: cannot record its failure in the audit log: %s", close_exc)
+        raise
+    try:
+        await api.close_export(export_id, result.exported, result.without_photo)
+    except Exception as exc:  # noqa: BLE001 - the export is written; its opening is on record
+        log.warning("export: cannot record its end in the audit log: %s", exc)
+    return result
+
+
+async def _export(api: PersonsApi, out: Path, names: dict[str, tuple[str, dict[str, str]]],
+                  concurrency: int, page: int) -> ExportResult:
+    loop = asyncio.get_running_loop()
     persons: dict[str, dict[str, Any]] = {}
     offset = 0
     while True:

@@ -36,6 +36,7 @@ import aiohttp
 from PIL import Image
 
 from sfapi.client import SFApiError, SFApiRemoteError
+from facestack.core.tls import ClientTls
 
 from .api import ApiUnavailable, FaceCounter, PersonsApi, fetch_url
 from .items import Item, read_items
@@ -83,6 +84,9 @@ class ImportOptions:
     timeout_s: float = 120.0
     #: seconds between summary log lines when not on a terminal
     log_interval_s: float = 10.0
+    #: how ``https://`` router and sfapi URLs are verified (a private CA, a client certificate for
+    #: mutual TLS); None: the system's CAs
+    tls: ClientTls | None = None
 
 
 def load_photo(data: bytes) -> bytes:
@@ -286,10 +290,11 @@ async def run_import(source: Path, opts: ImportOptions, *, stop: asyncio.Event |
     items = await loop.run_in_executor(None, read_items, source)
     state = await loop.run_in_executor(None, StateFile, opts.state)
     stop = stop or asyncio.Event()
+    ctx = opts.tls.context() if opts.tls is not None else None
     api = PersonsApi(opts.api, opts.prefix, opts.token, opts.timeout_s,
-                     connections=opts.concurrency + 2)
+                     connections=opts.concurrency + 2, ssl=ctx)
     counter = None if opts.largest_face else FaceCounter(opts.sfapi or "", opts.sfapi_token,
-                                                         opts.timeout_s)
+                                                         opts.timeout_s, ssl=ctx)
     run: _Run | None = None
     try:
         src = await api.source(opts.source)

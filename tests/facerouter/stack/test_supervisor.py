@@ -12,6 +12,8 @@ import pytest
 from facerouter.stack.config import RestartPolicy, ServiceSpec, StackConfig, load_stack
 from facerouter.stack.supervisor import StackError, Supervisor, describe_exit
 from sfapi.errors import ConfigError
+from facestack.core.tls import ClientTls
+from tests.tls_ca import make_pki
 
 CHILD = textwrap.dedent('''
     import http.server, os, pathlib, signal, sys, threading
@@ -91,3 +93,64 @@ def test_config_errors(tmp_path: Path) -> None:
     path.write_text("services: []\n")
     with pytest.raises(ConfigError, match="services"):
         load_stack(path)
+
+
+TLS_CHILD = textwrap.dedent('''
+    import http.server, ssl, sys
+    port, cert, key, client_ca = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200); self.end_headers(); self.wfile.write(b"ok")
+        def log_message(self, *a): pass
+        def handle(self):
+            try:
+                super().handle()
+            except (ssl.SSLError, OSError):
+                pass
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    ctx.load_verify_locations(cafile=client_ca)
+    ctx.verify_mode = ssl.CERT_REQUIRED  # mutual TLS: a client without a CA-signed certificate fails
+    srv = http.server.HTTPServer(("127.0.0.1", port), H)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
+    srv.serve_forever()
+''')
+
+
+@pytest.mark.parametrize("trust", ["ca_and_client_cert", "system_cas", "other_ca", "no_client_cert"])
+async def test_https_health_checks_verify_the_peer_with_a_private_ca(tmp_path: Path, trust: str) -> None:
+    """``health_tls``: the supervisor checks an HTTPS service (mutual TLS, certificates from a CA
+    made here) only when it trusts the CA and presents a client certificate; otherwise the service
+    never counts as up and the error says why."""
+    pki = make_pki(tmp_path / "pki")
+    port = _port()
+    script = tmp_path / "tls_child.py"
+    script.write_text(TLS_CHILD)
+    spec = ServiceSpec(name="secure", command=[sys.executable, str(script), str(port), str(pki.server_cert),
+                                               str(pki.server_key), str(pki.ca)],
+                       health_url=f"https://127.0.0.1:{port}/",
+                       start_timeout_s=30 if trust == "ca_and_client_cert" else 3)
+    client = {"cert": str(pki.client_cert), "key": str(pki.client_key)}
+    health_tls = {"ca_and_client_cert": ClientTls(ca=str(pki.ca), **client),
+                  "system_cas": ClientTls(**client),
+                  "other_ca": ClientTls(ca=str(pki.other_ca), **client),
+                  "no_client_cert": ClientTls(ca=str(pki.ca))}[trust]
+    sup = Supervisor(StackConfig(services=[spec], health_tls=health_tls,
+                                 restart=RestartPolicy(stop_timeout_s=5)), tmp_path)
+    if trust == "ca_and_client_cert":
+        task = sup.start()
+        await sup.wait_up(60)
+        sup.stop()
+        await asyncio.wait_for(task, 30)
+    else:
+        with pytest.raises(StackError, match="secure not healthy at https://") as err:
+            await sup.run()
+        if trust != "no_client_cert":  # the server hangs up: the client sees only a reset
+            assert "certificate" in str(err.value).lower(), err.value
+
+
+def test_health_tls_config_is_checked(tmp_path: Path) -> None:
+    cfg = tmp_path / "stack.yaml"
+    cfg.write_text("services:\n  - {name: a, command: [x]}\nhealth_tls: {ca: /nonexistent/ca.pem}\n")
+    with pytest.raises(ConfigError, match="ca"):
+        load_stack(cfg)

@@ -147,6 +147,13 @@ async def test_every_answer_is_documented(start_persons) -> None:
                    path={"pid": "abcdef01-abcd-abcd01-abcdef01"})
         await call("GET", f"{p}/status", 200)
         # deletes
+        # an export's opening and closing (audited; test_security.py checks the records)
+        export = await call("POST", f"{p}/exports", 201, json={"what": "persons", "to": "usb disk"})
+        await call("POST", f"{p}/exports", 400, json={"what": "everything"})
+        await call("POST", f"{p}/exports/{{id}}/done", 200, path={"id": export["id"]},
+                   json={"persons": 2, "without_photo": 0})
+        await call("POST", f"{p}/exports/{{id}}/done", 404, path={"id": export["id"]}, json={})
+        await call("POST", f"{p}/exports/{{id}}/done", 400, path={"id": "x"}, json={"persons": -1})
         await call("DELETE", f"{p}/entries/{{id}}", 204, path={"id": entries[0]["id"]})
         await call("DELETE", f"{p}/entries/{{id}}", 404, path={"id": entries[0]["id"]})
         await call("DELETE", f"{p}/persons/{{pid}}", 204, path={"pid": twin["pid"]})

@@ -126,6 +126,91 @@ async def test_audit_log_records_every_write(start_persons, caplog) -> None:
     assert {(r["token"], r["status"]) for r in lines} >= {("desk", 403), ("root", 204), ("dashboard", 403)}
 
 
+async def test_exports_are_audited(start_persons, tmp_path) -> None:
+    """``facestack persons export`` opens and closes an export on the router, so the audit log says
+    who exported what, when and where to; a token that may not read persons cannot export."""
+    env = await start_persons(router={"auth": AUTH})
+    assert (await env.api("POST", "/sources", json={"name": "door"}, headers=h(ADMIN)))[0] == 201
+    assert (await upload(env, OPERATOR))[0] == 201
+    loop = asyncio.get_running_loop()
+
+    def export(out: str, token: str) -> int:
+        return facestack(["persons", "export", str(tmp_path / out), "--api", env.router.base,
+                          "--prefix", PREFIX, "--token", token])
+
+    assert await loop.run_in_executor(None, export, "out", READ) == 0
+    assert (tmp_path / "out" / "persons.csv").is_file()
+    assert await loop.run_in_executor(None, export, "refused", INGEST) == 1
+    assert not (tmp_path / "refused").exists()  # nothing is read before the export is on record
+
+    status, body = await env.api("GET", f"/audit?route={PREFIX}/exports", headers=h(ADMIN))
+    assert status == 200, body
+    opened = [(r["token"], r["method"], r["status"]) for r in body["results"]]
+    assert opened == [("dashboard", "POST", 201), ("camera-1", "POST", 403)]
+    first = body["results"][0]
+    export_id = first["object_id"]
+    assert export_id and first["detail"] == f"export of persons opened to {tmp_path / 'out'}"
+    status, body = await env.api("GET", f"/audit?route={PREFIX}/exports/{{id}}/done", headers=h(ADMIN))
+    assert [(r["token"], r["object_id"], r["status"], r["detail"]) for r in body["results"]] == [
+        ("dashboard", export_id, 200, "export of persons finished: 1 persons with their photo, 0 without")]
+
+    # the routes themselves: bad input is a 400 naming the field; only the opener closes
+    status, made = await env.api("POST", "/exports", json={"to": "usb stick"}, headers=h(OPERATOR))
+    assert status == 201 and made["token"] == "desk" and made["what"] == "persons"
+    for bad, param in (({"what": "everything"}, "what"), ({"to": "a\nb"}, "to"), ({"x": 1}, "x")):
+        status, body = await env.api("POST", "/exports", json=bad, headers=h(OPERATOR))
+        assert status == 400 and body["param"] == param, body
+    done = f"/exports/{made['id']}/done"
+    assert (await env.api("POST", done, json={"persons": -1}, headers=h(OPERATOR)))[1]["param"] == "persons"
+    assert (await env.api("POST", done, json={}, headers=h(READ)))[0] == 404
+    assert (await env.api("POST", "/exports/nope/done", json={}, headers=h(OPERATOR)))[0] == 404
+    status, body = await env.api("POST", done, json={"persons": 0, "error": "disk full"},
+                                 headers=h(OPERATOR))
+    assert status == 200 and body["error"] == "disk full"
+    assert (await env.api("POST", done, json={}, headers=h(OPERATOR)))[0] == 404  # closed once
+    status, body = await env.api("GET", f"/audit?object_id={made['id']}&status=200", headers=h(ADMIN))
+    assert [r["detail"] for r in body["results"]] == [
+        "export of persons failed: disk full: 0 persons with their photo, 0 without"]
+
+
+async def test_backups_and_restores_are_audited(start_persons, tmp_path, caplog) -> None:
+    """``facestack persons backup|restore`` work on the database, not through an API: the tool
+    writes its own record (local user, command, folder, outcome) where ``GET /audit`` finds it."""
+    import sqlite3
+
+    import yaml
+
+    caplog.set_level(logging.INFO, logger="facestack.audit")
+    env = await start_persons(router={"auth": AUTH})
+    assert (await env.api("POST", "/sources", json={"name": "door"}, headers=h(ADMIN)))[0] == 201
+    assert (await upload(env, OPERATOR))[0] == 201
+    live, alone = tmp_path / "live.yaml", tmp_path / "alone.yaml"
+    live.write_text(yaml.safe_dump({"persons": {"database_url": env.plugin.config.resolved_database_url()}}))
+    alone.write_text(yaml.safe_dump({"persons": {"database_url": f"sqlite+aiosqlite:///{tmp_path / 'alone.db'}"}}))
+    loop = asyncio.get_running_loop()
+
+    async def run(*argv: str) -> int:
+        return await loop.run_in_executor(None, facestack, list(argv))
+
+    assert await run("persons", "backup", str(tmp_path / "bk"), "--router-config", str(live)) == 0
+    status, body = await env.api("GET", "/audit?service=facestack", headers=h(ADMIN))
+    assert status == 200, body
+    [rec] = body["results"]
+    assert (rec["method"], rec["route"], rec["path"], rec["status"], rec["detail"]) == (
+        "BACKUP", "facestack persons backup", str(tmp_path / "bk"), 200, "1 persons")
+    assert rec["token"].startswith("local:") and rec["role"] == "admin"
+
+    assert await run("persons", "restore", str(tmp_path / "bk"), "--router-config", str(alone)) == 0
+    assert await run("persons", "restore", str(tmp_path / "bk"), "--router-config", str(alone)) == 1
+    with sqlite3.connect(tmp_path / "alone.db") as conn:  # the restored site's own audit log
+        rows = conn.execute("SELECT method, route, path, status FROM persons_audit "
+                            "WHERE service = 'facestack'").fetchall()
+    assert rows == [("RESTORE", "facestack persons restore", str(tmp_path / "bk"), 200)]
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "facestack.audit"]
+    assert [(r["method"], r["status"]) for r in lines if r["service"] == "facestack"] == [
+        ("BACKUP", 200), ("RESTORE", 200), ("RESTORE", 500)]  # the refused restore: a log line
+
+
 async def test_database_tokens_api_and_cli(start_persons, tmp_path, capsys) -> None:
     auth = {"required": "always", "database_tokens": True, "database_refresh_s": 0.2,
             "tokens": [{"token": ADMIN, "role": "admin", "name": "root"}]}
