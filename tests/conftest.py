@@ -13,7 +13,7 @@ from sfapi.config import SfapiConfig, default_models_dir
 from facestack.core.configfile import validate
 from facestack.vision.engines.analyzer import FaceAnalyzer
 from facestack.vision.engines.runtime import create_runtime
-from sfapi.sample_data import default_data_dir, ensure_sample_data
+from facestack.stack.sample_data import default_data_dir, ensure_sample_data
 
 # milvus-lite's in-process gRPC logs keepalive chatter ("too_many_pings") to stderr; keep the test
 # output readable (set before anything imports grpc)

@@ -24,7 +24,7 @@ def _load(path: Path) -> object:
         from video_worker.config import load
         return load(path)
     if name.startswith("stack"):
-        from facerouter.stack.config import load_stack
+        from facestack.stack.config import load_stack
         return load_stack(path)
     raise AssertionError(f"no loader for {path}")
 

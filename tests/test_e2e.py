@@ -8,9 +8,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from facerouter.stack.demo import (DemoPlan, demo_people, free_ports, make_video, populate, wait_job_finished,
+from facestack.stack.demo import (DemoPlan, demo_people, free_ports, make_video, populate, wait_job_finished,
                                    write_configs)
-from facerouter.stack.supervisor import Supervisor
+from facestack.stack.supervisor import Supervisor
 
 
 @pytest.mark.slow

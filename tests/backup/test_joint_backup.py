@@ -47,7 +47,7 @@ def variants(data: Path, n: int) -> list[bytes]:
 
 async def facestack(*args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "plugins.persons.bulk.cli", *args, cwd=str(REPO),
+        sys.executable, "-m", "facestack.stack.cli", *args, cwd=str(REPO),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "PYTHONPATH": str(REPO)})
     out, _ = await asyncio.wait_for(proc.communicate(), 120)

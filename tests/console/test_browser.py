@@ -21,8 +21,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from facerouter.stack.demo import DemoPeople, DemoPlan, free_ports, make_video, write_configs
-from facerouter.stack.supervisor import Supervisor
+from facestack.stack.demo import DemoPeople, DemoPlan, free_ports, make_video, write_configs
+from facestack.stack.supervisor import Supervisor
 from tests.console.browser import chromium, screenshot
 
 READ = "console-browser-read-01"

@@ -24,7 +24,7 @@ from aiohttp import web
 from facestack.core.configfile import validate
 from tests.conftest import LocalServers
 from tests.facerouter.conftest import fake_sfapi, start_router  # noqa: F401 - fixtures reused
-from video_worker import clips
+from facestack.stack import clips
 from video_worker.app import Worker
 from video_worker.config import ModelsSection, DetectorSection, WorkerConfig
 from video_worker.detector import SharedDetector
@@ -185,7 +185,7 @@ def long_clip(patches: dict[str, Any], clip_dir: Path) -> Path:
 
 def encode_frames(frames: Any, fps: int, path: Path, gop: int | None = None) -> Path:
     """Encode RGB ``frames`` (an iterable of (h, w, 3) uint8, even sides) as an H.264 MP4 at ``fps``,
-    the way :func:`video_worker.clips.encode` does, for clips that are not a plain scene."""
+    the way :func:`facestack.stack.clips.encode` does, for clips that are not a plain scene."""
     tmp = path.with_name(path.name + ".part.mp4")
     with av.open(str(tmp), "w") as out:
         stream = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from video_worker import clips
+from facestack.stack import clips
 from tests.video_worker.conftest import worker_config
 
 # a log-style plugin that counts the frames it sees and keeps what sfapi said about each

@@ -10,7 +10,7 @@ import cv2
 import pytest
 
 from tests.video_worker.conftest import RouterStandIn, worker_config
-from video_worker import clips
+from facestack.stack import clips
 from video_worker.config import CameraSettings
 from video_worker.detector import SharedDetector
 

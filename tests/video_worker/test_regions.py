@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from video_worker import clips
+from facestack.stack import clips
 from video_worker.analysis import AnalysisFrame, CameraAnalyzer
 from video_worker.config import CameraSettings, DetectorSection, ModelsSection
 from video_worker.detector import SharedDetector

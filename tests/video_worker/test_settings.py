@@ -18,7 +18,7 @@ from aiohttp import web
 from PIL import Image
 
 from tests.video_worker.conftest import RouterStandIn, api, wait_for, worker_config
-from video_worker import clips
+from facestack.stack import clips
 from video_worker.job import CameraJob
 from video_worker.posts import rfc3339
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from video_worker import clips
+from facestack.stack import clips
 from tests.video_worker.conftest import RouterStandIn, api, free_port, wait_for, worker_config
 from video_worker.app import Worker
 
@@ -172,8 +172,13 @@ async def test_spooled_posts_expire_after_spool_max_age(start_worker, tmp_path, 
         worker2 = await start_worker(cfg)  # the job is done: worker2 only delivers its spool
         spool_dir = tmp_path / "state" / "spool" / "cam1"
         await wait_for(lambda: not list(spool_dir.glob("*.post")))
-        metrics = (await api(worker2, "GET", "/metrics"))[1]
-        assert f'video_worker_posts_total{{camera="cam1",result="dropped"}} {float(left)}' in metrics
+        dropped = f'video_worker_posts_total{{camera="cam1",result="dropped"}} {float(left)}'
+        for _ in range(100):  # the files go first, the counters follow
+            metrics = (await api(worker2, "GET", "/metrics"))[1]
+            if dropped in metrics:
+                break
+            await asyncio.sleep(0.1)
+        assert dropped in metrics
         assert 'video_worker_spool_posts{camera="cam1"} 0.0' in metrics
         assert any("older than" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
         assert router.posts == [] and router.attempts == 0

@@ -83,8 +83,16 @@ def _store_args(p: argparse.ArgumentParser, sfapi: bool) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facestack", description=__doc__.split("\n")[0])
     parser.add_argument("--log-level", default="INFO")
-    sub = parser.add_subparsers(dest="command", required=True)
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    return parser
 
+
+#: the commands :func:`add_commands` adds (the ``facestack`` script hands them to :func:`run`)
+COMMANDS = ("persons", "backup", "restore", "token")
+
+
+def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add the persons, backup, restore and token commands to a script's subcommands."""
     persons = sub.add_parser("persons", help="persons: bulk import and export, database backup")
     psub = persons.add_subparsers(dest="persons_command", required=True)
     imp = psub.add_parser("import", help="enrol a folder or a CSV of photos through the API")
@@ -138,7 +146,6 @@ def build_parser() -> argparse.ArgumentParser:
                     help="vectors compared after the restore (default 200)")
     from ..tokencli import add_parser as token_parser
     token_parser(sub)
-    return parser
 
 
 def _run(coro_fn: Callable[[asyncio.Event], Awaitable[int]]) -> int:
@@ -297,6 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one of :data:`COMMANDS` (parsed by a parser :func:`add_commands` made)."""
     from sfapi.errors import ConfigError, SfapiError
 
     from .api import ApiUnavailable

@@ -6,7 +6,7 @@ import io
 
 from aiohttp import web
 
-from facerouter.stack.demo import DemoPlan, tail_entries
+from facestack.stack.demo import DemoPlan, tail_entries
 
 
 def _entry(n: int) -> dict:

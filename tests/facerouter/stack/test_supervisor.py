@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from facerouter.stack.config import RestartPolicy, ServiceSpec, StackConfig, load_stack
-from facerouter.stack.supervisor import StackError, Supervisor, describe_exit
+from facestack.stack.config import RestartPolicy, ServiceSpec, StackConfig, load_stack
+from facestack.stack.supervisor import StackError, Supervisor, describe_exit
 from sfapi.errors import ConfigError
 from facestack.core.tls import ClientTls
 from tests.tls_ca import make_pki

@@ -8,7 +8,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from plugins.persons.bulk.cli import main as facestack
+from facestack.stack.cli import main as facestack
 from facestack.core.auth import digest
 from tests.facerouter.conftest import frame_parts, multipart
 from tests.plugins.persons.conftest import PREFIX

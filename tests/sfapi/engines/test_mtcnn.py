@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from facestack.vision.engines.faces import Faces
-from sfapi.sample_data import EXPECTED_FACES
+from facestack.stack.sample_data import EXPECTED_FACES
 from tests.conftest import DATA, PACK_DIR
 from facestack.vision.engines.mtcnn import MtcnnDetector, MtcnnSettings
 

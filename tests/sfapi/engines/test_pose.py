@@ -12,7 +12,7 @@ from facestack.vision.engines.mtcnn import MtcnnDetector
 from facestack.vision.engines.pose import PoseEstimator
 from facestack.vision.engines.quality import POSE_FLOOR, pose_factor, quality_parts
 from facestack.vision.engines.runtime import create_runtime
-from video_worker.clips import turn_face
+from facestack.stack.clips import turn_face
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 The reference test runs the original .hdf5 in Keras 3 on the JAX backend (no TensorFlow):
 ``pip install keras==3.15.1 "jax[cpu]==0.10.2"``. It is skipped when Keras or JAX is missing.
-The original .hdf5 comes from the model pack's ``sources/`` folder; photos from the sample data (``sfapi data fetch``).
+The original .hdf5 comes from the model pack's ``sources/`` folder; photos from the sample data (``facestack data fetch``).
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from aiohttp import web
 from PIL import Image
 
 from facestack.vision.engines import align
-from sfapi.sample_data import EXPECTED_FACES
+from facestack.stack.sample_data import EXPECTED_FACES
 from tests.sfapi.server.schema_check import check_response
 from tests.sfapi.test_images import huge_png_header
 

@@ -29,7 +29,7 @@ import numpy as np
 import yaml
 from aiohttp import web
 
-from video_worker import clips
+from facestack.stack import clips
 
 REPO = Path(__file__).resolve().parents[3]
 

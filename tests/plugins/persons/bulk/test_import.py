@@ -39,7 +39,7 @@ async def persons_of(env: PersonsEnv) -> list[dict[str, Any]]:
 
 async def cli_import_until_first(env: PersonsEnv, folder: Path, tmp: Path) -> tuple[int, str]:
     """Run the console script; send SIGINT once it logs its first settled person."""
-    cmd = [sys.executable, "-m", "plugins.persons.bulk.cli", "persons", "import", str(folder),
+    cmd = [sys.executable, "-m", "facestack.stack.cli", "persons", "import", str(folder),
            "--api", env.router.base, "--sfapi", env.sf.base, "--source", "door",
            "--concurrency", "2", "--report", str(tmp / "report.json"),
            "--state", str(tmp / "state.jsonl")]

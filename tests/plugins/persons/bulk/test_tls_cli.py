@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from plugins.persons.bulk.cli import main as facestack
+from facestack.stack.cli import main as facestack
 from tests.plugins.persons.conftest import PREFIX
 from tests.tls_ca import make_pki
 

@@ -3,7 +3,7 @@
 A :class:`Scene` lists people (a face patch cut from a photo of the sample data) with their paths:
 the frames in which each is visible and where, so tests know how many tracks to expect. Clips
 are encoded with FFmpeg's libx264 through PyAV (the same library the worker decodes with).
-Used by the tests, ``bench/worker.py`` and the demo camera of ``facerouter-stack demo``.
+Used by the tests, ``bench/worker.py`` and the demo camera of ``facestack demo``.
 """
 from __future__ import annotations
 

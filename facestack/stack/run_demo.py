@@ -7,9 +7,9 @@ import signal
 from pathlib import Path
 from typing import TextIO
 
-from facerouter.stack.demo import (DemoPlan, demo_people, entry_ids, make_video, populate, tail_entries,
+from facestack.stack.demo import (DemoPlan, demo_people, entry_ids, make_video, populate, tail_entries,
                                    write_configs)
-from facerouter.stack.supervisor import Supervisor
+from facestack.stack.supervisor import Supervisor
 from sfapi.config import default_models_dir
 from facestack.vision.models.pack import check_pack, ensure_pack
 

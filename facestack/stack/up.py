@@ -1,4 +1,4 @@
-"""``facerouter-stack up --config config/stack.yaml``: run the whole stack under supervision."""
+"""``facestack up|demo`` (and its alias ``facerouter-stack``): run the whole stack under supervision."""
 from __future__ import annotations
 
 import argparse
@@ -8,16 +8,22 @@ import signal
 import sys
 from pathlib import Path
 
-from facerouter.stack.config import load_stack
-from facerouter.stack.supervisor import StackError, Supervisor
-from sfapi.errors import ConfigError
+from facestack.stack.config import load_stack
+from facestack.stack.supervisor import StackError, Supervisor
+from facestack.core.errors import ConfigError
 
-log = logging.getLogger("facerouter.stack")
+log = logging.getLogger("facestack.stack")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``facerouter-stack`` alias's parser (``facestack`` adds more commands)."""
     parser = argparse.ArgumentParser(prog="facerouter-stack", description="Run sfapi, facerouter and video workers")
-    sub = parser.add_subparsers(dest="command", required=True)
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add ``up`` and ``demo`` to a script's subcommands."""
     up = sub.add_parser("up", help="start every service, restart crashed ones, stop all on Ctrl-C")
     up.add_argument("--config", type=Path, default=Path("config/stack.yaml"))
     up.add_argument("--check-config", action="store_true")
@@ -25,7 +31,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the whole stack on a demo camera, printing entries as they arrive")
     demo.add_argument("--dir", type=Path, default=Path("var/demo"), help="demo data and configs (default var/demo)")
     demo.add_argument("--log-level", default="WARNING")
-    return parser
 
 
 async def run_stack(sup: Supervisor) -> None:
@@ -43,13 +48,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run(args, "facerouter-stack")
+
+
+def run(args: argparse.Namespace, prog: str) -> int:
+    """Run ``up`` or ``demo``; ``prog`` names the script in error lines."""
     if args.command == "demo":
-        from facerouter.stack.run_demo import run_demo
+        from facestack.stack.run_demo import run_demo
 
         try:
             return asyncio.run(run_demo(args.dir.resolve(), sys.stdout))
         except StackError as exc:
-            sys.stderr.write(f"facerouter-stack: {exc}\n")
+            sys.stderr.write(f"{prog}: {exc}\n")
             return 1
     try:
         cfg = load_stack(args.config)
@@ -62,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"{exc}\n")
         return 2
     except StackError as exc:
-        sys.stderr.write(f"facerouter-stack: {exc}\n")
+        sys.stderr.write(f"{prog}: {exc}\n")
         return 1
 
 

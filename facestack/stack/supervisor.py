@@ -16,12 +16,13 @@ from typing import IO
 
 import aiohttp
 
-from facerouter.stack.config import RestartPolicy, ServiceSpec, StackConfig
+from facestack.core.errors import FacestackError
+from facestack.stack.config import RestartPolicy, ServiceSpec, StackConfig
 
 log = logging.getLogger(__name__)
 
 
-class StackError(Exception):
+class StackError(FacestackError):
     """A child that cannot be started or never became healthy."""
 
 

@@ -3,7 +3,7 @@
 ``ensure_sample_data()`` downloads the archives listed in :data:`ARCHIVES` (checked by sha256),
 copies the photos named in :data:`MEMBERS` into a folder of the user cache and derives a few
 images from them (the same photo at several resolutions, turned, shrunk; images with no face), so a
-fresh clone needs nothing beside itself. ``make data`` (``sfapi data fetch``) runs it once; later
+fresh clone needs nothing beside itself. ``make data`` (``facestack data fetch``) runs it once; later
 calls find the folder complete and return at once. Layout of the folder::
 
     faces/<identity>/imgN.jpg   distinct photos of one person, one face each
@@ -131,7 +131,7 @@ def check_sample_data(data_dir: Path, verify_hashes: bool = True) -> list[str]:
     try:
         manifest = json.loads((data_dir / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return [f"no sample data at {data_dir} (run: sfapi data fetch)"]
+        return [f"no sample data at {data_dir} (run: facestack data fetch)"]
     if manifest.get("spec") != spec_id():
         return [f"sample data of another list (spec {manifest.get('spec')!r}, expected {spec_id()!r})"]
     problems = []

@@ -1,4 +1,4 @@
-"""``sfapi demo`` (what ``make run`` starts): serve sfapi and show what it finds on sample photos."""
+"""``facestack demo --sfapi-only`` (what ``make run`` starts): serve sfapi and show what it finds on sample photos."""
 from __future__ import annotations
 
 import asyncio
@@ -10,7 +10,7 @@ import aiohttp
 from aiohttp import web
 
 from sfapi.config import SfapiConfig
-from sfapi.sample_data import ensure_sample_data
+from facestack.stack.sample_data import ensure_sample_data
 from sfapi.server.app import create_app
 from sfapi.server.httpd import JsonAppRunner
 

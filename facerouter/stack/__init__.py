@@ -1,1 +1,0 @@
-"""``facerouter-stack``: run sfapi, facerouter and the video worker as supervised child processes."""
