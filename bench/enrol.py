@@ -88,8 +88,8 @@ async def call(method: str, url: str, **kw: object) -> tuple[int, object]:
 
 async def stages(router: str, sfapi: str, photos: list[bytes]) -> list[tuple[str, float]]:
     """Median ms per photo of each stage, one photo at a time."""
-    from plugins.persons.bulk.api import PersonsApi
-    from plugins.persons.bulk.importer import prepare_photo
+    from facestack.stack.bulk.api import PersonsApi
+    from facestack.stack.bulk.importer import prepare_photo
     from sfapi.client import Client
 
     out: dict[str, list[float]] = {k: [] for k in ("decode", "full", "check", "enrol_detect",
@@ -126,7 +126,7 @@ async def stages(router: str, sfapi: str, photos: list[bytes]) -> list[tuple[str
 
 async def throughput(router: str, sfapi: str, folder: Path, concurrency: int,
                      largest_face: bool, tmp: Path) -> tuple[int, float]:
-    from plugins.persons.bulk.importer import ImportOptions, run_import
+    from facestack.stack.bulk.importer import ImportOptions, run_import
 
     name = f"c{concurrency}{'-largest' if largest_face else ''}"
     opts = ImportOptions(api=router, source="bench", sfapi=None if largest_face else sfapi,

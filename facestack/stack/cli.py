@@ -7,7 +7,7 @@
 * ``facestack data fetch|check``: the sample photos of the tests, benches and demo
   (:mod:`.sample_data`);
 * ``facestack persons ...``, ``backup``, ``restore``, ``token ...``: the persons plugin's tools
-  (:mod:`plugins.persons.bulk.cli`).
+  (:mod:`facestack.stack.bulk.cli`).
 
 ``facerouter-stack up|demo`` (:mod:`.up`) stays as an alias for one release.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from facestack.core.errors import ConfigError, FacestackError
 from facestack.stack import up
-from plugins.persons.bulk import cli as persons_cli
+from facestack.stack.bulk import cli as persons_cli
 
 
 def build_parser() -> argparse.ArgumentParser:

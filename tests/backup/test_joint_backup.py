@@ -18,8 +18,8 @@ import sqlalchemy as sa
 import yaml
 from PIL import Image
 
-from plugins.persons.bulk.dbbackup import backup_database, restore_database
-from plugins.persons.bulk.joint import backup_stores
+from facestack.stack.bulk.dbbackup import backup_database, restore_database
+from facestack.stack.bulk.joint import backup_stores
 from sfapi.backup.manifest import read_manifest
 from sfapi.config import GalleryConfig
 from tests.facerouter.conftest import start_router  # noqa: F401 - fixture

@@ -17,9 +17,9 @@ from typing import Any
 
 from PIL import Image
 
-from plugins.persons.bulk.api import PersonsApi
-from plugins.persons.bulk.exporter import export_persons
-from plugins.persons.bulk.importer import ImportOptions, run_import
+from facestack.stack.bulk.api import PersonsApi
+from facestack.stack.bulk.exporter import export_persons
+from facestack.stack.bulk.importer import ImportOptions, run_import
 from tests.plugins.persons.bulk.conftest import EXPECTED, watchlist
 from tests.plugins.persons.conftest import REPO, PersonsEnv, make_source
 

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from plugins.persons.bulk.importer import CHECK_SIDE, load_photo, prepare_photo
-from plugins.persons.bulk.items import ItemsError, read_items
-from plugins.persons.bulk.outcome import Fatal, from_answer
-from plugins.persons.bulk.progress import Progress, format_eta
+from facestack.stack.bulk.importer import CHECK_SIDE, load_photo, prepare_photo
+from facestack.stack.bulk.items import ItemsError, read_items
+from facestack.stack.bulk.outcome import Fatal, from_answer
+from facestack.stack.bulk.progress import Progress, format_eta
 
 PID = "6f1c1f0e-8a1b-4a43-9a55-2b1d2b0c7e10"
 

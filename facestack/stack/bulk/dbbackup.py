@@ -30,8 +30,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sfapi.backup.gallery import snapshot_sqlite
 from sfapi.backup.manifest import BackupError
 
-from ..config import PersonsConfig
-from ..storage import metadata, persons
+from plugins.persons.config import PersonsConfig
+from plugins.persons.storage import metadata, persons
 
 __all__ = ["DbBackup", "persons_config", "backup_database", "restore_database", "SQLITE_FILE",
            "PG_FILE"]
