@@ -5,7 +5,10 @@ Order (this is the order of ``ctx.plugins``, of the hook calls' bookkeeping and,
 
 1. each directory of ``plugin_dir``, in the order given; in a directory, every ``name.py`` and every
    package ``name/__init__.py`` sorted by name (names starting with ``_`` or ``.`` are skipped);
-2. then each dotted module of ``plugins``, in the order given (its name is the last component).
+2. then each entry of ``plugins``, in the order given: a name without dots that an installed
+   package declares under the ``facerouter.plugins`` entry-point group (:func:`installed_plugins`;
+   facestack's own plugins are declared so), or else a dotted module name (the plugin's name is
+   its last component).
 
 Plugins named in ``disabled_plugins`` are skipped. Two plugins with one name fail start-up.
 
@@ -23,6 +26,7 @@ import inspect
 import logging
 import sys
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 from types import MappingProxyType, ModuleType
 from typing import Any, Callable
@@ -34,11 +38,13 @@ from facerouter.context import Context
 from facerouter.errors import PluginHookError, PluginLoadError
 from facerouter.plugin import HOOKS, Plugin, noop_hooks
 
-__all__ = ["PluginSource", "LoadedPlugin", "PluginRegistry", "discover"]
+__all__ = ["PluginSource", "LoadedPlugin", "PluginRegistry", "discover", "installed_plugins", "ENTRY_POINT_GROUP"]
 
 log = logging.getLogger(__name__)
 
 _MODULE_PREFIX = "facerouter_plugin_"
+#: the entry-point group under which installed packages declare plugins
+ENTRY_POINT_GROUP = "facerouter.plugins"
 _ACTIVATE_SIGNATURE = "(app, ctx, plugin_name, plugin_source)"
 
 
@@ -84,8 +90,14 @@ def discover(config: LoadedConfig) -> list[PluginSource]:
                 found.append(PluginSource(entry.stem, str(entry), entry))
             elif entry.is_dir() and (entry / "__init__.py").is_file():
                 found.append(PluginSource(entry.name, str(entry), entry / "__init__.py"))
-    for dotted in config.router.plugins:
-        found.append(PluginSource(dotted.rsplit(".", 1)[-1], dotted))
+    installed: dict[str, str] | None = None
+    for name in config.router.plugins:
+        if "." not in name:  # a plugin an installed package declares, or a top-level module
+            installed = installed_plugins() if installed is None else installed
+            if name in installed:
+                found.append(PluginSource(name, installed[name]))
+                continue
+        found.append(PluginSource(name.rsplit(".", 1)[-1], name))
     disabled = set(config.router.disabled_plugins)
     seen: dict[str, str] = {}
     out = []
@@ -100,6 +112,29 @@ def discover(config: LoadedConfig) -> list[PluginSource]:
                                   f"{item.source}")
         seen[item.name] = item.source
         out.append(item)
+    return out
+
+
+def installed_plugins() -> dict[str, str]:
+    """The plugins installed packages declare under :data:`ENTRY_POINT_GROUP`: name -> module.
+
+    A package ships a plugin by declaring it, e.g. in setup.cfg::
+
+        [options.entry_points]
+        facerouter.plugins =
+            alerts = mycompany_alerts.plugin
+
+    and a router loads it when its config lists the name (``plugins: [alerts]``). facestack's own
+    plugins (archive, log, persons, webhook) are declared the same way.
+    """
+    out: dict[str, str] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        module = ep.value.split(":", 1)[0].strip()
+        if ep.name in out and out[ep.name] != module:
+            log.warning("two installed packages declare the plugin %s: %s and %s (the first is used)",
+                        ep.name, out[ep.name], module)
+            continue
+        out[ep.name] = module
     return out
 
 

@@ -51,7 +51,6 @@ def test_job_setting_error_names_its_line_and_path(tmp_path: Path, models_dir: P
 @pytest.mark.parametrize("name, must_exist", [
     ("sfapi.yaml", "/var/lib/facestack/models"),
     ("video_worker-1.yaml", "/var/lib/facestack/models"),
-    ("facerouter.yaml", "/opt/facestack/plugins"),
 ])
 def test_production_configs_say_which_path_must_exist(name: str, must_exist: str, capsys) -> None:
     path = REPO / "config" / "production" / name
@@ -67,3 +66,15 @@ def test_production_configs_say_which_path_must_exist(name: str, must_exist: str
         rc = router_main(["--config", str(path), "--check-config", "--log-level", "CRITICAL"])
     assert rc != 0
     assert must_exist in capsys.readouterr().err
+
+
+def test_production_router_takes_its_plugins_from_the_installed_package() -> None:
+    """No plugin folder to deploy: the production router names facestack's plugins, which the
+    installed distribution declares as entry points (checked without starting them)."""
+    from facerouter.config import load
+    from facerouter.loader import discover
+
+    found = discover(load(REPO / "config" / "production" / "facerouter.yaml"))
+    assert [(p.name, p.source, p.path) for p in found] == [
+        ("archive", "plugins.archive", None), ("persons", "plugins.persons", None),
+        ("webhook", "plugins.webhook", None)]

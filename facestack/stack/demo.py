@@ -21,7 +21,6 @@ from facestack.stack.sample_data import ensure_sample_data
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -119,7 +118,7 @@ def write_configs(plan: DemoPlan) -> StackConfig:
     sfapi = {"host": plan.host, "port": plan.ports["sfapi"], "models": models,
              "gallery": {"path": str(d / "galleries.db")}}
     router = {"host": plan.host, "port": plan.ports["facerouter"], "sfapi_url": plan.url("sfapi"),
-              "plugin_dir": [str(REPO / "plugins")], "disabled_plugins": ["log"],
+              "plugins": ["archive", "persons", "webhook"],
               "persons": {"enabled": True, "database_url": f"sqlite+aiosqlite:///{d / 'persons.db'}",
                           "images_dir": str(d / "images")},
               "archive": {"gallery": "archive", "features": ["gender", "age"]},

@@ -218,3 +218,29 @@ async def test_unknown_section_and_bad_router_keys(tmp_path: Path) -> None:
         await load_router(tmp_path, {"a": SUBCLASS}, config={"node_id": 5000})
     with pytest.raises(PluginLoadError, match="plugin_dir is not a directory"):
         await load_router(tmp_path, config={"plugin_dir": str(tmp_path / "missing")})
+
+
+async def test_a_pip_installed_plugin_loads_by_its_declared_name(tmp_path: Path, monkeypatch) -> None:
+    """A package that declares ``alerts`` under the facerouter.plugins entry-point group (here a
+    real distribution's metadata on sys.path, the way pip leaves it in site-packages) is loaded by
+    name, after the directories, beside facestack's own declared plugins."""
+    site = tmp_path / "site"
+    (site / "frtest_alerts").mkdir(parents=True)
+    (site / "frtest_alerts" / "__init__.py").write_text(textwrap.dedent(ACTIVATE))
+    info = site / "frtest_alerts-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: frtest-alerts\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[facerouter.plugins]\nalerts = frtest_alerts\n")
+    monkeypatch.syspath_prepend(str(site))
+    from facerouter.loader import installed_plugins
+
+    assert installed_plugins()["alerts"] == "frtest_alerts"
+    assert {"archive", "log", "persons", "webhook"} <= set(installed_plugins())  # ours, the same way
+    router = await load_router(tmp_path, {"local": SUBCLASS}, config={"plugins": ["alerts", "log"]})
+    try:
+        assert router.registry.names() == ["local", "alerts", "log"]
+        alerts = router.registry["alerts"]
+        assert alerts.obj.source == "frtest_alerts" and alerts.obj.name == "alerts"
+    finally:
+        await router.shutdown()
+        sys.modules.pop("frtest_alerts", None)
