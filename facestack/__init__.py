@@ -1,0 +1,1 @@
+"""facestack: the layers the services share (docs/architecture.rst)."""

@@ -1,0 +1,1 @@
+"""Networks, the model pack and what runs them: detection, alignment, quality, attributes, decoding."""
