@@ -7,10 +7,7 @@ wire ``code`` (same ``{"code", "reason", "param", "value"}`` body as sfapi).
 """
 from __future__ import annotations
 
-from typing import Any
-
 from facestack.core import errors as core
-from facestack.core.errors import printable
 
 __all__ = [
     "FacerouterError",
@@ -73,25 +70,12 @@ class PluginConfigError(PluginError, ConfigError):
 
 # --- frames (answered to the sender) -------------------------------------------------------------
 
-class FrameError(FacerouterError):
-    """A frame could not be handled; ``status`` and ``code`` make the HTTP answer."""
+class FrameError(FacerouterError, core.WireError):
+    """A frame could not be handled; ``status`` and ``code`` make the HTTP answer, the body is
+    ``{"code", "reason"[, "param", "value"]}`` (:class:`facestack.core.errors.WireError`)."""
 
     status = 500
     code = "UNKNOWN_ERROR"
-
-    def __init__(self, reason: str, *, param: str | None = None, value: Any = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.param = param
-        self.value = value
-
-    def to_json(self) -> dict[str, Any]:
-        """The wire body ``{"code", "reason"[, "param", "value"]}``."""
-        body: dict[str, Any] = {"code": self.code, "reason": self.reason}
-        if self.param is not None:
-            body["param"] = self.param
-            body["value"] = printable(self.value)
-        return body
 
 
 class BadFrame(FrameError):

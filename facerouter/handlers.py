@@ -8,16 +8,15 @@ answer, multipart parsing included) and ``started_at`` (unix seconds) added.
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import tornado.web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from facerouter.errors import FrameError, Overloaded
 from facerouter.openapi import build_document
+from facestack.core.tornado_json import JsonHandler
 from facerouter.request import parse_frame
 
 if TYPE_CHECKING:
@@ -33,25 +32,11 @@ except importlib.metadata.PackageNotFoundError:
     _VERSION = "0"
 
 
-class _JsonHandler(tornado.web.RequestHandler):
+class _JsonHandler(JsonHandler):
     """Answers JSON, including Tornado's own errors (bad multipart, 405 ...)."""
 
     def initialize(self, router: Router) -> None:
         self.router = router
-
-    def send_json(self, status: int, body: Any) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(body))
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        reason = self._reason
-        exc_info = kwargs.get("exc_info")
-        if exc_info is not None and isinstance(exc_info[1], tornado.web.HTTPError):
-            reason = exc_info[1].log_message or reason
-        code = "MALFORMED_REQUEST" if status_code < 500 else "UNKNOWN_ERROR"
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"code": code, "reason": reason}))
 
 
 class FrameHandler(_JsonHandler):

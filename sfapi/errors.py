@@ -78,6 +78,9 @@ class NotFound(SfapiError):
 
 
 class NotImplementedFeature(SfapiError):
+    """NOT_IMPLEMENTED, a code of the reference API: kept for the routes it documents and a later
+    backend that lacks a feature (none of today's raises it)."""
+
     code = "NOT_IMPLEMENTED"
     status = 501
 

@@ -17,7 +17,6 @@ __all__ = [
     "SourceError",
     "SourceOpenError",
     "SourceStalled",
-    "SourceEnded",
     "DeliveryError",
     "PostRejected",
     "RouterUnavailable",
@@ -54,10 +53,6 @@ class SourceOpenError(SourceError):
 
 class SourceStalled(SourceError):
     """No frame arrived within the read timeout."""
-
-
-class SourceEnded(SourceError):
-    """The stream ended (end of file, or the server closed a live stream)."""
 
 
 # --- delivery --------------------------------------------------------------------------------------

@@ -136,11 +136,6 @@ class BestFaceSelector:
             picks.append(self._pick("overall", track, state, state.best, ended=True))
         return picks
 
-    @property
-    def live_tracks(self) -> int:
-        """Tracks with a selection state."""
-        return len(self._states)
-
     def _close_interval(self, track: Track, state: _TrackState, t: float) -> list[Pick]:
         if state.interval_start is None or t - state.interval_start < self.s.realtime_post_interval - 1e-6:
             return []

@@ -183,6 +183,7 @@ class PersonsPlugin:
                 await self.token_refresher.stop()
             await self.audit.stop()
         finally:
+            self.frames.close()
             await self.db.close()
 
 

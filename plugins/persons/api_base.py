@@ -6,12 +6,12 @@ status; an sfapi outage 503; Tornado's own errors (bad multipart, 405) 4xx; anyt
 """
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, Any, Iterable
 
-import tornado.web
 
+from facestack.core.errors import WireError
+from facestack.core.tornado_json import JsonHandler
 from sfapi.client import SFApiError
 
 from .errors import ApiError, BadParam, Unavailable
@@ -26,7 +26,7 @@ __all__ = ["ApiHandler"]
 log = logging.getLogger(__name__)
 
 
-class ApiHandler(tornado.web.RequestHandler):
+class ApiHandler(JsonHandler):
     """Base of every persons handler (``initialize`` gets the plugin)."""
 
     def initialize(self, plugin: PersonsPlugin, shape: Shape = "rich", prefix: str = "") -> None:
@@ -43,30 +43,17 @@ class ApiHandler(tornado.web.RequestHandler):
 
     def send(self, body: Any, status: int = 200) -> None:
         """Answer JSON."""
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(body))
+        self.send_json(status, body)
 
     def no_content(self) -> None:
         """Answer 204."""
         self.set_status(204)
         self.finish()
 
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
+    def as_wire_error(self, exc: BaseException | None) -> WireError | None:
         if isinstance(exc, SFApiError):
-            exc = Unavailable(f"sfapi is unavailable: {exc}")
-        if isinstance(exc, ApiError):
-            self.set_status(exc.status)
-            body = exc.to_json()
-        else:
-            reason = self._reason
-            if isinstance(exc, tornado.web.HTTPError) and exc.log_message:
-                reason = exc.log_message % exc.args if exc.args else exc.log_message
-            code = "MALFORMED_REQUEST" if status_code < 500 else "UNKNOWN_ERROR"
-            body = {"code": code, "reason": reason, "param": None, "value": None}
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(body))
+            return Unavailable(f"sfapi is unavailable: {exc}")
+        return super().as_wire_error(exc)
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, (ApiError, SFApiError)):

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from facestack.core.errors import FacestackError, printable
+from facestack.core.errors import WireError, printable
 
 __all__ = ["ApiError", "BadParam", "NoFace", "NotFound", "Conflict", "Unavailable"]
 
 
-class ApiError(FacestackError):
+class ApiError(WireError):
     """Root of the errors answered by the persons API."""
 
     status = 500
@@ -20,14 +20,10 @@ class ApiError(FacestackError):
 
     def __init__(self, reason: str, *, param: str | None = None, value: Any = None,
                  extra: dict[str, Any] | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.param = param
-        self.value = value
-        self.extra = extra or {}
+        super().__init__(reason, param=param, value=value, **(extra or {}))
 
     def to_json(self) -> dict[str, Any]:
-        """The wire body."""
+        """The wire body (``param`` and ``value`` always present)."""
         return {"code": self.code, "reason": self.reason, "param": self.param,
                 "value": printable(self.value, lists=True), **self.extra}
 

@@ -22,6 +22,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping
 
 from facerouter.objects import DetectFace
@@ -51,6 +52,12 @@ class FrameProcessor:
         self.writer = writer
         self.unknown_sources: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
+        #: the auto-create face checks (OpenCV on the face image): two at a time, off the loop
+        self._checks = ThreadPoolExecutor(2, thread_name_prefix="persons-checks")
+
+    def close(self) -> None:
+        """Stop the face-check threads (after the last frame)."""
+        self._checks.shutdown(wait=True, cancel_futures=True)
 
     def source_of(self, params: Any) -> tuple[str, Source | None]:
         """The frame's source name and source (``None`` when no such source exists)."""
@@ -124,7 +131,7 @@ class FrameProcessor:
                           detection.landmarks if on_photo else None)
         image = params.photo if on_photo else params.face0
         checks: FaceChecks = await asyncio.get_running_loop().run_in_executor(
-            None, measure, image, box if on_photo else None, lm)
+            self._checks, measure, image, box if on_photo else None, lm)
         if s.auto_create_check_blur and not checks.blur_ok(g):
             return "blur"
         if s.auto_create_check_exposure and not checks.exposure_ok(g):

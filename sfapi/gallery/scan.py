@@ -245,11 +245,6 @@ def _gather_product(vecs: np.ndarray, rows: np.ndarray, queries: np.ndarray) -> 
     return out
 
 
-def gather_dot(vecs: np.ndarray, rows: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """``vecs[rows] @ q`` in cache-sized chunks."""
-    return _gather_product(vecs, rows, q[None, :])[0]
-
-
 def _select(plan: Plan, cos: np.ndarray | None, ids: np.ndarray, valid: np.ndarray | None, eps: float,
             exact: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
     """Positions (and cosines) of a superset of the block's first ``k`` rows in page order.

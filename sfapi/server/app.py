@@ -1,6 +1,7 @@
 """The sfapi aiohttp application: built from config, resources set up and torn down in order."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import AsyncIterator
@@ -62,7 +63,8 @@ def create_app(cfg: SfapiConfig, analyzer: FaceAnalyzer | None = None, *,
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         own = analyzer is None
-        an = analyzer if analyzer is not None else load_analyzer(cfg, metrics)
+        # loading (and maybe building) the pack takes seconds of CPU: off the event loop
+        an = analyzer if analyzer is not None else await asyncio.to_thread(load_analyzer, cfg, metrics)
         executor = ThreadPoolExecutor(cfg.runtime.detect_workers, thread_name_prefix="sfapi-cpu")
         cache = create_cache(cfg.cache)
         store = create_backend(cfg.gallery)

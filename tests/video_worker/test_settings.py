@@ -10,6 +10,7 @@ import itertools
 import time
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -115,13 +116,59 @@ async def test_disable_drops(start_worker, tmp_path, router, short_clip, local_h
     assert (stats["frames_dropped"] > 0) == dropped, stats
 
 
-@pytest.mark.parametrize("speed", [1, 2])
-async def test_play_speed_paces_a_file(start_worker, tmp_path, router, short_clip, speed) -> None:
-    """A 2 s clip takes about 2 s / play_speed of wall time (only the lower bound is checked)."""
-    started = time.monotonic()
-    cam, posts = await run_job(start_worker, tmp_path, router, short_clip, play_speed=speed)
-    assert time.monotonic() - started >= 0.75 * 2.0 / speed
-    assert cam.view()["statistic"]["frames_analysed"] == 10 and len(posts) == 3
+class StepClock:
+    """A monotonic clock that moves only when the source waits (no wall time in the test)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.waits: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def is_set(self) -> bool:
+        return False
+
+    def wait(self, delay: float) -> bool:  # the stop event's wait: time passes, nobody stops us
+        self.waits.append(delay)
+        self.now += delay
+        return False
+
+
+@pytest.mark.parametrize("speed", [1, 2, 0.5])
+def test_play_speed_paces_a_file(short_clip, speed, monkeypatch) -> None:
+    """A file at ``play_speed`` s hands each frame out at its stream time / s: the source waits
+    exactly that long in all (on a clock that moves only when it waits)."""
+    from video_worker import source as source_mod
+    from video_worker.config import CameraSettings, SourceSection
+
+    clock = StepClock()
+    monkeypatch.setattr(source_mod, "time", SimpleNamespace(monotonic=clock.monotonic))
+    src = source_mod.VideoSource(str(short_clip), CameraSettings(play_speed=speed), SourceSection())
+    src.open()
+    try:
+        frames = []
+        for frame in src.frames(clock):  # type: ignore[arg-type]
+            assert clock.now - 1000.0 == pytest.approx(frame.pts / speed)  # handed out on time
+            frames.append(frame)
+    finally:
+        src.close()
+    assert len(frames) == 50 and frames[-1].pts == pytest.approx(49 / 25)
+    assert sum(clock.waits) == pytest.approx(frames[-1].pts / speed)
+
+
+def test_as_fast_as_possible_never_waits(short_clip, monkeypatch) -> None:
+    from video_worker import source as source_mod
+    from video_worker.config import CameraSettings, SourceSection
+
+    clock = StepClock()
+    monkeypatch.setattr(source_mod, "time", SimpleNamespace(monotonic=clock.monotonic))
+    src = source_mod.VideoSource(str(short_clip), CameraSettings(play_speed=-1), SourceSection())
+    src.open()
+    try:
+        assert len(list(src.frames(clock))) == 50 and clock.waits == []  # type: ignore[arg-type]
+    finally:
+        src.close()
 
 
 async def test_missing_video_device_is_a_job_error(start_worker, tmp_path, router) -> None:

@@ -6,7 +6,7 @@
   (:mod:`.dbbackup`);
 * ``facestack backup OUT`` / ``restore BACKUP``: the persons database and the galleries together,
   at one watermark (:mod:`.joint`);
-* ``facestack token create|list|revoke``: API tokens in the persons database (:mod:`plugins.persons.tokencli`).
+* ``facestack token create|list|revoke``: API tokens in the persons database (:mod:`facestack.stack.bulk.tokencli`).
 
 Backups and restores are recorded in the audit log (:mod:`.cliaudit`); exports are recorded by the
 router (:mod:`plugins.persons.api_exports`).
@@ -144,7 +144,7 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
     _store_args(jr, sfapi=True)
     jr.add_argument("--sample", type=int, default=200,
                     help="vectors compared after the restore (default 200)")
-    from plugins.persons.tokencli import add_parser as token_parser
+    from facestack.stack.bulk.tokencli import add_parser as token_parser
     token_parser(sub)
 
 
@@ -323,7 +323,7 @@ def run(args: argparse.Namespace) -> int:
         if args.command == "persons" and args.persons_command == "export":
             return _export(args)
         if args.command == "token":
-            from plugins.persons.tokencli import run as token_run
+            from facestack.stack.bulk.tokencli import run as token_run
             return _run(lambda stop: token_run(args))
         return _stores(args)
     except ConfigError as exc:

@@ -12,7 +12,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import ApiError
+from plugins.persons.errors import ApiError
 
 _SPAN = re.compile(r"^(\d+)([smhd])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -57,9 +57,9 @@ def _expires_in(text: str | None) -> float | None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    from .bulk.dbbackup import persons_config
-    from .security import TokenRepo
-    from .storage import Database
+    from facestack.stack.bulk.dbbackup import persons_config
+    from plugins.persons.security import TokenRepo
+    from plugins.persons.storage import Database
 
     url = args.database_url or persons_config(args.router_config, args.section).resolved_database_url()
     db = Database(url)
