@@ -7,7 +7,6 @@ each with a time limit), then close the sfapi client and its HTTP session.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 
@@ -17,6 +16,7 @@ import tornado.netutil
 
 from facerouter.auth import AuthApplication
 from facerouter.config import LoadedConfig
+from facerouter.errors import Overloaded
 from facerouter.console.service import Console
 from facerouter.context import Context
 from facerouter.dedup import EventStore
@@ -26,6 +26,7 @@ from facerouter.handlers import FrameHandler, HealthHandler, MetricsHandler, Ope
 from facerouter.idgen import IdGenerator
 from facerouter.loader import PluginRegistry
 from facerouter.metrics import RouterMetrics
+from facestack.core.admission import Admission
 from facestack.core.auth import Authenticator
 from sfapi.client import Client
 
@@ -41,11 +42,12 @@ class Router:
         self.config = config
         cfg = config.router
         self.max_inflight = cfg.max_inflight
-        self.inflight = 0
         self.stopping = False
-        self._idle = asyncio.Event()
-        self._idle.set()
         self.metrics = RouterMetrics(cfg.metrics_buckets)
+        #: frames in flight: past max_inflight a frame is refused (503, the worker retries)
+        self.admission = Admission(
+            cfg.max_inflight, lambda n, limit: Overloaded(f"{n} frames in flight (max_inflight {limit}); "
+                                                          "retry later"), self.metrics.inflight.set)
         self.idgen = IdGenerator(cfg.node_id)
         self.registry = PluginRegistry()
         authenticator = Authenticator.from_config(cfg.auth, cfg.host, "facerouter", guard_writes=True)
@@ -113,18 +115,10 @@ class Router:
             log.info("facerouter started without listening; plugins: %s",
                      ", ".join(self.registry.names()) or "none")
 
-    def frame_started(self) -> None:
-        """Count a frame in flight (called by the frame handler)."""
-        self.inflight += 1
-        self.metrics.inflight.set(self.inflight)
-        self._idle.clear()
-
-    def frame_finished(self) -> None:
-        """A frame in flight was answered."""
-        self.inflight -= 1
-        self.metrics.inflight.set(self.inflight)
-        if self.inflight == 0:
-            self._idle.set()
+    @property
+    def inflight(self) -> int:
+        """Frames being handled now."""
+        return self.admission.inflight
 
     async def shutdown(self) -> None:
         """Stop accepting, finish the frames in flight, shut plugins down, close clients."""
@@ -135,9 +129,7 @@ class Router:
         if self._server is not None:
             self._server.stop()
         log.info("facerouter stopping: %d frame(s) in flight", self.inflight)
-        try:
-            await asyncio.wait_for(self._idle.wait(), cfg.drain_timeout_s)
-        except TimeoutError:
+        if not await self.admission.drained(cfg.drain_timeout_s):
             log.warning("facerouter stopping: %d frame(s) still in flight after %.1f s",
                         self.inflight, cfg.drain_timeout_s)
         await self.console.close()

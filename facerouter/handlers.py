@@ -48,18 +48,14 @@ class FrameHandler(_JsonHandler):
         status = 500
         started = time.perf_counter()
         started_at = time.time()
-        if router.stopping:
-            error: FrameError | None = Overloaded("facerouter is stopping; retry later")
-        elif router.inflight >= router.max_inflight:
-            error = Overloaded(f"{router.inflight} frames in flight (max_inflight "
-                               f"{router.max_inflight}); retry later")
-        else:
-            error = None
-        if error is not None:
+        try:
+            if router.stopping:
+                raise Overloaded("facerouter is stopping; retry later")
+            router.admission.enter()
+        except Overloaded as exc:
             self.set_header("Retry-After", "1")
-            self._answer_error(error, cam_id)
+            self._answer_error(exc, cam_id)
             return
-        router.frame_started()
         try:
             params = parse_frame(self.request)
             cam_id = params.cam_id
@@ -79,7 +75,7 @@ class FrameHandler(_JsonHandler):
             self._answer_error(exc, cam_id)
             status = exc.status
         finally:
-            router.frame_finished()
+            router.admission.leave()
             router.metrics.frame_latency.observe(time.perf_counter() - started)
             log.debug("frame from camera %s: HTTP %d in %.1f ms", cam_id, status,
                       (time.perf_counter() - started) * 1000)

@@ -10,6 +10,7 @@ from typing import Any, Callable, Iterator, TypeVar
 
 from aiohttp import web
 
+from facestack.core.admission import Admission
 from sfapi.config import SfapiConfig
 from facestack.vision.engines.analyzer import FaceAnalyzer
 from sfapi.errors import OverCapacity
@@ -31,7 +32,6 @@ class SfapiState:
     executor: ThreadPoolExecutor
     gallery: GalleryBackend
     fetcher: UrlFetcher | None = None
-    inflight: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     async def run_cpu(self, fn: Callable[..., T], *args: Any) -> T:
@@ -41,18 +41,22 @@ class SfapiState:
     @contextlib.contextmanager
     def admission(self) -> Iterator[None]:
         """Admit one request or refuse it with OVER_CAPACITY when too many are in flight."""
-        limit = self.cfg.batching.max_pending_requests
-        if self.inflight >= limit:
-            self.metrics.rejected.inc()
-            raise OverCapacity(f"{self.inflight} requests in flight (limit {limit}); retry later")
-        self.inflight += 1
-        self.metrics.inflight.set(self.inflight)
         try:
-            yield
+            with self.admitted.admit():
+                yield
         finally:
-            self.inflight -= 1
-            self.metrics.inflight.set(self.inflight)
             self.metrics.queue_depth.set(self.analyzer.pending_rows)
+
+    @property
+    def inflight(self) -> int:
+        return self.admitted.inflight
+
+    def __post_init__(self) -> None:
+        def refuse(inflight: int, limit: int) -> Exception:
+            self.metrics.rejected.inc()
+            return OverCapacity(f"{inflight} requests in flight (limit {limit}); retry later")
+
+        self.admitted = Admission(self.cfg.batching.max_pending_requests, refuse, self.metrics.inflight.set)
 
 
 STATE: web.AppKey[SfapiState] = web.AppKey("sfapi_state", SfapiState)
