@@ -8,20 +8,23 @@ For each size and scene an H.264 25 fps clip is built from the sample photos (``
 * ``sparse`` (:func:`video_worker.clips.quiet_scene`): people there a quarter of the time.
 
 Each clip is decoded alone (``decode``: PyAV as the worker does, no pixel conversion) and run through
-the real worker (shared detector, tracker, pose and quality, best-face selection, JPEG posts to an
-in-process facerouter stand-in, ``play_speed: -1``) with ``detector.pipeline: mtcnn`` (every sampled
-frame scanned whole, the old worker) and ``regions`` (the default, :mod:`video_worker.regions`).
+the real worker (shared detector, tracker, pose and quality, best-face selection, JPEG posts to a
+facerouter stand-in in a process of its own, ``play_speed: -1``) with ``detector.pipeline: mtcnn``
+(every sampled frame scanned whole, the old worker) and ``regions`` (the default,
+:mod:`video_worker.regions`).
 
-Columns: CPU seconds per second of video (the whole process: decoder, detector pool, batchers,
-event loop, from the end of the worker's start-up, whose CPU is shown apart as ``start CPU s``: it
-is spent once per worker process, not per second of any stream), that ratio to decode-only, how many real-time streams ``--cores`` sustain at that
-cost; ``faces`` = ground-truth faces found in the analysed frames / ground-truth faces there
-(a face counts when at least ``filter_min_size`` wide, 90% inside the frame and at most 30% behind
-the pole; found when a detected box's centre lies in its face box); ``tracks`` = ground-truth
-appearances posted at least once / appearances seen in an analysed frame; ``posts``: all posts
-(more than the tracks when a track broke in two). Compare ratios within one run: the machine may be
-shared, absolute seconds move with its load: each row is the cheapest of ``--repeat`` runs
-(decode-only: of three), run interleaved, so a burst of load elsewhere inflates no single row.
+Columns: CPU seconds per second of video (the whole process: decoder, detector pool, batchers, event
+loop, from the end of the worker's start-up, whose CPU is shown apart as ``start CPU s``: it is
+spent once per worker process, not per second of any stream), that ratio to decode-only, how many
+real-time streams ``--cores`` sustain at that cost; ``faces`` = ground-truth faces found in the
+analysed frames / ground-truth faces there (a face counts when at least ``filter_min_size`` wide,
+90% inside the frame and at most 30% behind the pole; found when a detected box's centre lies in its
+face box); ``tracks`` = ground-truth appearances posted at least once / appearances seen in an
+analysed frame; ``posts``: all posts (more than the tracks when a track broke in two). Compare
+ratios within one run: the machine may be shared, absolute seconds move with its load: each row is
+the cheapest of ``--repeat`` runs (decode-only: of three), run interleaved, so a burst of load
+elsewhere inflates no single row. The facerouter stand-in runs in a process of its own, so its
+parsing of the posts is not counted.
 """
 from __future__ import annotations
 
@@ -82,13 +85,60 @@ def decode_only(clip: Path) -> tuple[float, float, int]:
     return time.process_time() - cpu0, time.perf_counter() - wall0, frames
 
 
+def _router_process(port: int, conn: Any) -> None:
+    """The facerouter stand-in in a process of its own (its parsing of the posts is not the worker's
+    CPU): sends "ready", serves until told to stop, then sends the ``detectorParams`` of each post."""
+    from tests.video_worker.conftest import RouterStandIn
+
+    async def serve() -> list[dict[str, Any]]:
+        router = RouterStandIn(port)
+        await router.start()
+        conn.send("ready")
+        await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+        await router.stop()
+        return [{"detectorParams": p["detectorParams"]} for p in router.posts]
+
+    conn.send(asyncio.run(serve()))
+
+
+class RouterProcess:
+    """:func:`_router_process` started and stopped from the bench."""
+
+    def __init__(self) -> None:
+        import multiprocessing
+
+        from tests.video_worker.conftest import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_router_process, args=(self.port, child), daemon=True)
+
+    def start(self) -> None:
+        self._proc.start()
+        if not self._conn.poll(60) or self._conn.recv() != "ready":
+            raise RuntimeError("the router stand-in did not start")
+
+    def stop(self) -> list[dict[str, Any]]:
+        """Stop it; the posts it received."""
+        try:
+            self._conn.send("stop")
+            posts: list[dict[str, Any]] = self._conn.recv() if self._conn.poll(60) else []
+            return posts
+        finally:
+            self._proc.join(10)
+            if self._proc.is_alive():
+                self._proc.kill()
+
+
 async def full_worker(clip: Path, detect_fps: float, detector: object,
                       state: Path) -> tuple[float, float, int, list[dict[str, Any]], dict[int, list[Any]], float]:
     """(CPU s, wall s, frames decoded, posts, detected boxes by analysed frame number, start-up CPU s)
     of one single-pass job on ``clip``. The worker's start-up (TLS roots loaded for the router
     client, the job store opened; once per worker process, whatever its cameras) is counted apart
     unless a frame was decoded before it ended (then it counts in full)."""
-    from tests.video_worker.conftest import RouterStandIn, free_port, worker_config
+    from tests.video_worker.conftest import worker_config
     from video_worker.analysis import CameraAnalyzer
     from video_worker.app import Worker
 
@@ -100,8 +150,9 @@ async def full_worker(clip: Path, detect_fps: float, detector: object,
         found[item.frame_no] = result.faces.boxes.tolist()
         return result
 
-    router = RouterStandIn(free_port())
-    await router.start()
+    router = RouterProcess()
+    router.start()
+    posts: list[dict[str, Any]] = []
     cfg = worker_config(state, router.url, [{"id": "bench", "stream_url": str(clip), "single_pass": True,
                                              "settings": {"detect_fps": detect_fps, "filter_min_size": MIN_SIZE}}])
     worker = Worker(cfg, detector=detector)  # type: ignore[arg-type]
@@ -121,8 +172,8 @@ async def full_worker(clip: Path, detect_fps: float, detector: object,
         await worker.shutdown()
     finally:
         CameraAnalyzer.process = process  # type: ignore[method-assign]
-        await router.stop()
-    return cpu, wall, frames, router.posts, found, start_cpu
+        posts = router.stop()
+    return cpu, wall, frames, posts, found, start_cpu
 
 
 def recall(scene: Any, found: dict[int, list[Any]], posts: list[dict[str, Any]]) -> tuple[str, str, int]:

@@ -36,8 +36,9 @@ change against that scan's thumbnail) is put off: it would see what the last one
 
 When motion covers more than :data:`MAX_MOTION_SHARE` of the frame (a camera moved, lights changed)
 the frame gets a full scan. A face that appears without any motion (or right beside a tracked face,
-or in a zone's margin clear of its changed cells) is found by the next full scan. Detections of overlapping zones are merged (NMS). The ``mtcnn``
-pipeline (``detector.pipeline``) keeps today's full scan of every sampled frame.
+or in a zone's margin clear of its changed cells) is found by the next full scan. Detections of
+overlapping zones are merged (NMS). The ``mtcnn`` pipeline (``detector.pipeline``) keeps today's
+full scan of every sampled frame.
 """
 from __future__ import annotations
 
