@@ -173,3 +173,34 @@ def test_a_still_track_is_not_refined_twice_on_one_crop(detector: SharedDetector
     moving = np.array([600.0, 200.0, 700.0, 320.0])
     assert len(reg.detect(frame, 0.2, [(still, still.copy()), (moving, moving + 30)])) == 0
     assert tried == [2, 1]  # both predicted boxes, then the moving track's last box only
+
+
+def test_no_sharpness_chip_for_a_face_that_cannot_win(detector: SharedDetector,
+                                                     busy: tuple[clips.Scene, dict[str, Any]],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """With its track's fresh pose, a face that could not beat the track's best even perfectly sharp
+    gets no chip (and no pose run); without a fresh pose it is bounded as frontal and gets one."""
+    import video_worker.analysis as analysis
+
+    scene, patches = busy
+    person = clips.Appearance("obama", 0, 10, (300, 200), (300, 200))
+    still = clips.Scene(scene.size, 25, 10, scene.patch, (person,), textured=True)
+    frame = clips.render(still, patches, 0)
+    chips: list[int] = []
+    extract = analysis.extract_chips
+
+    def counting(image: np.ndarray, landmarks: np.ndarray, *args: Any) -> Any:
+        chips.append(len(landmarks))
+        return extract(image, landmarks, *args)
+
+    monkeypatch.setattr(analysis, "extract_chips", counting)
+    settings = CameraSettings(filter_min_size=60)
+    analyzer = CameraAnalyzer(detector, settings, PostBuilder("cam", {}, settings, "w"))
+    first = analyzer.process(AnalysisFrame(0, 0.0, 0.0, frame))
+    assert len(first.faces) == 1 and chips == [1] and analyzer.pose_runs == 1
+    [tid] = list(analyzer._poses)
+    analyzer._poses[tid] = (0.0, np.array([85.0, 0.0, 0.0], np.float32))  # measured in profile
+    analyzer.process(AnalysisFrame(5, 0.2, 0.0, frame))
+    assert chips == [1] and analyzer.pose_runs == 1  # the pose caps it below its best: no chip
+    analyzer.process(AnalysisFrame(10, 1.2, 0.0, frame))  # that pose is stale: bounded as frontal
+    assert len(chips) == 2
