@@ -5,7 +5,9 @@ Detection follows ``detector.pipeline`` (:mod:`video_worker.regions`). Quality
 twice: a face whose quality without the pose factor (an upper bound: the factor is at most 1)
 cannot beat its track's best so far is not scored at all, and a track's pose is measured at most
 every :data:`POSE_EVERY_S` of stream time (a head turns little in that time; in between, its last
-measurement is used).
+measurement is used). The sharpness chip is spared the same way: a face that could not beat its
+track's best even perfectly sharp (with the pose its quality would use: the track's last one while
+fresh, else frontal) gets none.
 
 :meth:`CameraAnalyzer.process` is CPU work and runs on the shared detector's thread pool, one frame
 of a camera at a time (the camera's pipeline awaits each frame before sending the next), so the
@@ -146,17 +148,23 @@ class CameraAnalyzer:
                       ids: np.ndarray) -> list[tuple[int, Observation]]:
         """(index, observation) of the faces that may change their track's pick."""
         bars = np.array([self.selector.bar(int(i)) for i in ids], np.float32)
-        frontal = np.zeros((len(faces), 3), np.float32)
-        # quality with pose and sharpness factors of 1, then with the real sharpness: what each face
-        # could reach at best; the chips and the pose network are spent only on those that may win
-        upper = quality_parts(faces.scores, faces.boxes, faces.landmarks, None, pose=frontal)["quality"]
+        # the pose each face's quality will use: its track's last measurement while it is fresh
+        # (below), else not known yet: frontal, a pose factor of 1, for the bounds
+        pose_bound = np.zeros((len(faces), 3), np.float32)
+        for i, tid in enumerate(ids):
+            last = self._poses.get(int(tid))
+            if last is not None and item.t - last[0] < POSE_EVERY_S - 1e-6:
+                pose_bound[i] = last[1]
+        # quality with a sharpness factor of 1, then with the real sharpness: what each face could
+        # reach at best; the chips and the pose network are spent only on those that may win
+        upper = quality_parts(faces.scores, faces.boxes, faces.landmarks, None, pose=pose_bound)["quality"]
         wanted = [i for i in range(len(faces)) if upper[i] > bars[i]]
         if not wanted:
             return []
         chips = extract_chips(item.rgb, faces.landmarks[wanted], *_SHARP_CHIP)
         sharp = np.zeros(len(faces), np.float32)
         sharp[wanted] = sharpness(np.stack([cv2.cvtColor(c, cv2.COLOR_RGB2GRAY) for c in chips]))
-        upper = quality_parts(faces.scores, faces.boxes, faces.landmarks, sharp, pose=frontal)["quality"]
+        upper = quality_parts(faces.scores, faces.boxes, faces.landmarks, sharp, pose=pose_bound)["quality"]
         wanted = [i for i in wanted if upper[i] > bars[i]]
         if not wanted:
             return []

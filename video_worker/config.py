@@ -139,7 +139,8 @@ class DetectorSection(StrictModel):
     #: ONNX Runtime threads inside one network call
     intra_op_threads: int = Field(1, ge=0, le=64)
     #: R-Net / O-Net candidates of concurrent frames (all cameras) share forward passes; false runs
-    #: each frame's R-Net / O-Net directly on its analysis thread
+    #: each frame's R-Net / O-Net directly on its analysis thread (as a call with none other in
+    #: flight is run either way)
     batching: bool = True
     max_batch: int = Field(64, ge=1, le=1024)
     max_wait_ms: float = Field(1.0, ge=0, le=100)

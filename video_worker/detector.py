@@ -3,7 +3,8 @@
 sfapi's MTCNN (:class:`facestack.vision.engines.mtcnn.MtcnnDetector`) is loaded once from the model pack. Its
 R-Net and O-Net run behind :class:`facestack.vision.engines.batching.DynamicBatcher`, so the candidates of
 frames from different cameras analysed at the same time share forward passes; P-Net (whose input
-size follows each frame) runs directly. Frames are analysed on a bounded thread pool: the event
+size follows each frame) runs directly, and so does an R-Net / O-Net call made while no other is
+in flight (:class:`BatchedSession`). Frames are analysed on a bounded thread pool: the event
 loop only awaits.
 
 Each camera gets a light :class:`MtcnnDetector` view on the shared sessions with its own settings
@@ -41,18 +42,43 @@ _PNET_CELL = 12
 
 
 class BatchedSession(Session):
-    """A :class:`Session` whose ``run`` goes through a :class:`DynamicBatcher` (one input)."""
+    """A :class:`Session` whose concurrent ``run`` calls share forward passes (one input).
+
+    A call made while no other call of this session is in flight (one camera, or cameras taking
+    turns) has nothing to share a pass with: it runs at once on the caller's thread, without the
+    hand-over to the batcher thread and its ``max_wait``. Calls that overlap one in flight go
+    through the :class:`DynamicBatcher` and are batched together.
+    """
 
     def __init__(self, inner: Session, max_batch: int, max_wait_s: float) -> None:
         self.name = inner.name
         self.inputs = inner.inputs
         self.outputs = inner.outputs
+        self._inner = inner
         self._batcher = DynamicBatcher(inner.name, lambda rows: inner.run(rows), max_batch, max_wait_s)
+        self._in_flight = 0
+        self._count_lock = threading.Lock()
+        #: calls run directly (nothing in flight) and calls batched, since the start
+        self.direct_calls = 0
+        self.batched_calls = 0
 
     def run(self, *inputs: np.ndarray) -> list[np.ndarray]:
         if len(inputs) != 1:
             raise ValueError(f"{self.name}: expected 1 input, got {len(inputs)}")
-        return self._batcher.submit(inputs[0]).result()
+        with self._count_lock:
+            alone = self._in_flight == 0
+            self._in_flight += 1
+            if alone:
+                self.direct_calls += 1
+            else:
+                self.batched_calls += 1
+        try:
+            if alone:
+                return self._inner.run(inputs[0])
+            return self._batcher.submit(inputs[0]).result()
+        finally:
+            with self._count_lock:
+                self._in_flight -= 1
 
     def close(self) -> None:
         """Stop the batcher thread."""

@@ -14,22 +14,31 @@ runs the same cascade only on crops of the full-resolution frame:
   last box joined with the new one, grown by :data:`TRACK_MARGIN` of the face side on every edge)
   is left out of the motion below: the tracked face moving is not news. A track O-Net does not
   confirm is left to the motion zones (a face that changed course or walked out from behind
-  something moves) and to the next full scan;
+  something moves) and to the next full scan. A track that did not move (its predicted box is its
+  last) is not tried twice on the same crop;
 * **motion zones**: where the frame changed since the last analysed frame. Changes are measured on
   a grey thumbnail (longer side :data:`THUMB_SIDE`, ~12 px cells at 1080p; a cell changed when it
   differs by more than :data:`CELL_DELTA` grey levels); cells inside confirmed tracks' zones are
   left out, the rest is grouped into connected zones, each grown by the smallest face searched for
   and half its shorter side. They get the camera's full pyramid (the same P-Net scales, relative to
   full-resolution pixels, as a full scan), so a face walking in, appearing from behind something or
-  turning towards the camera is found in the frame it appears.
+  turning towards the camera is found in the frame it appears. P-Net runs on each level only where
+  its windows meet the changed cells (the zone's cores; a face that appeared or moved changed the
+  pixels under it), with the same scores as on the whole level (:func:`cascade`): the zone's
+  margin is what a face only partly over a change needs to be whole, not a place to look for faces.
+
+The faces O-Net confirmed on tracks are known: a zone's or a full scan's cascade drops the P-Net and
+R-Net candidates that are one of them (:data:`KNOWN_IOU`) instead of sending them to R-Net and O-Net
+again. A full scan that falls due runs after the tracks were refined, for the same reason.
 
 A full scan that falls due when nothing in the frame changed since the last one (no face-sized
 change against that scan's thumbnail) is put off: it would see what the last one saw.
 
 When motion covers more than :data:`MAX_MOTION_SHARE` of the frame (a camera moved, lights changed)
-the frame gets a full scan. A face that appears without any motion (or right beside a tracked face)
-is found by the next full scan. Detections of overlapping zones are merged (NMS). The ``mtcnn``
-pipeline (``detector.pipeline``) keeps today's full scan of every sampled frame.
+the frame gets a full scan. A face that appears without any motion (or right beside a tracked face,
+or in a zone's margin clear of its changed cells) is found by the next full scan. Detections of
+overlapping zones are merged (NMS). The ``mtcnn`` pipeline (``detector.pipeline``) keeps today's
+full scan of every sampled frame.
 """
 from __future__ import annotations
 
@@ -40,15 +49,20 @@ import cv2
 import numpy as np
 
 from facestack.vision.engines.faces import Faces
-from facestack.vision.engines.mtcnn import MtcnnDetector, MtcnnSettings, _HalvingPyramid, _square
+from facestack.vision.engines.mtcnn import (MtcnnDetector, MtcnnSettings, _as_rgb_u8, _HalvingPyramid, _nms,
+                                            _normalize, _regress, _square)
 from facestack.vision.engines.runtime import Session
+from video_worker.tracker import iou_matrix
 
 __all__ = ["RangeMtcnn", "RegionDetector", "RegionStats", "THUMB_SIDE", "CELL_DELTA", "TRACK_MARGIN",
-           "MAX_MOTION_SHARE", "zones_from_motion"]
+           "MAX_MOTION_SHARE", "KNOWN_IOU", "cascade", "motion_zones", "zones_from_motion"]
 
 log = logging.getLogger(__name__)
 
 _PNET_CELL = 12
+_PNET_STRIDE = 2
+#: a box (x1, y1, x2, y2) in whole pixels
+Box = tuple[int, int, int, int]
 #: longer side of the grey thumbnail motion zones are found on
 THUMB_SIDE = 160
 #: grey levels (0..255) by which a thumbnail cell must change to count as motion
@@ -57,6 +71,9 @@ CELL_DELTA = 12
 TRACK_MARGIN = 0.8
 #: past this share of the frame in motion zones, the frame gets a full scan instead
 MAX_MOTION_SHARE = 0.5
+#: a cascade candidate overlapping the square of a face O-Net already confirmed (a tracked face) by
+#: this IoU or more is that face: it goes no further than the stage that proposed it
+KNOWN_IOU = 0.5
 
 
 class RangeMtcnn(MtcnnDetector):
@@ -87,6 +104,84 @@ class RangeMtcnn(MtcnnDetector):
                      landmarks[order].astype(np.float32))
 
 
+def cascade(det: MtcnnDetector, image: np.ndarray, known: np.ndarray | None = None,
+            cores: list[Box] | None = None) -> Faces:
+    """``det``'s cascade on ``image`` (RGB), as :meth:`MtcnnDetector.detect`, except that
+
+    * the P-Net and R-Net candidates overlapping a ``known`` face (n, 4; :data:`KNOWN_IOU` with its
+      square) are dropped: that face was found already, R-Net and O-Net would only find it again;
+    * with ``cores`` (boxes in ``image`` pixels: where it changed), P-Net runs only on the part of
+      each pyramid level whose windows meet a core, and keeps only those windows (each exactly as
+      P-Net on the whole level scores it): a face that appeared or moved changed pixels under it;
+      the rest of the zone is there only so that a face only partly over a change is whole.
+    """
+    image = _as_rgb_u8(image)
+    if min(image.shape[:2]) < _PNET_CELL:
+        return Faces.empty()
+    squares = None if known is None or not len(known) else _square(np.asarray(known, np.float64).reshape(-1, 4))
+
+    def unknown(boxes: np.ndarray) -> np.ndarray:
+        if squares is None or not len(boxes):
+            return boxes
+        return boxes[iou_matrix(boxes, squares).max(axis=1) < KNOWN_IOU]
+
+    pyr = _HalvingPyramid(image)
+    boxes = unknown(det._stage_pnet(pyr) if cores is None else _pnet_near(det, pyr, cores))
+    if len(boxes):
+        boxes = unknown(det._stage_rnet(pyr, boxes))
+    if not len(boxes):
+        return Faces.empty()
+    found, scores, landmarks = det._stage_onet(pyr, boxes)
+    order = np.argsort(-scores, kind="stable")
+    return Faces(found[order].astype(np.float32), scores[order].astype(np.float32),
+                 landmarks[order].astype(np.float32))
+
+
+def _pnet_near(det: MtcnnDetector, pyr: _HalvingPyramid, cores: list[Box]) -> np.ndarray:
+    """:meth:`MtcnnDetector._stage_pnet` limited to the windows that meet one of ``cores``."""
+    h, w = pyr.shape
+    t_score = det.settings.thresholds[0]
+    nms_level, nms_all = det.settings.nms_thresholds[:2]
+    core = np.asarray(cores, np.float64).reshape(-1, 4)
+    found = []
+    for scale in det.pnet_scales(h, w):
+        src, d = pyr.level_for(1.0 / scale)
+        lw, lh = max(1, round(w * scale)), max(1, round(h * scale))
+        kx = src.shape[1] * d / lw  # full-image pixels per level pixel, per axis
+        ky = src.shape[0] * d / lh
+        lc = core / np.array([kx, ky, kx, ky])  # the cores in level pixels
+        # windows [2c, 2c + 12) meeting a core lie within a window's side of it; crop at even
+        # offsets so that the windows kept are the whole level's, scored on the same pixels
+        x0 = max(int(np.floor(lc[:, 0].min())) - _PNET_CELL, 0) // 2 * 2
+        y0 = max(int(np.floor(lc[:, 1].min())) - _PNET_CELL, 0) // 2 * 2
+        x1 = min(int(np.ceil(lc[:, 2].max())) + _PNET_CELL, lw)
+        y1 = min(int(np.ceil(lc[:, 3].max())) + _PNET_CELL, lh)
+        if x1 - x0 < _PNET_CELL or y1 - y0 < _PNET_CELL:
+            continue
+        level = cv2.resize(src, (lw, lh), interpolation=cv2.INTER_AREA)[y0:y1, x0:x1]
+        reg, prob = det.pnet.run(_normalize(level.transpose(1, 0, 2)[None]))
+        cols, rows = np.nonzero(prob[0, :, :, 1] >= t_score)  # transposed map: [column, row]
+        if cols.size == 0:
+            continue
+        score = prob[0, cols, rows, 1].astype(np.float64)
+        offsets = reg[0, cols, rows, :].astype(np.float64)
+        wx = x0 + _PNET_STRIDE * cols.astype(np.float64)  # window left / top edges, level pixels
+        wy = y0 + _PNET_STRIDE * rows.astype(np.float64)
+        meets = ((wx[:, None] < lc[None, :, 2]) & (wx[:, None] + _PNET_CELL > lc[None, :, 0])
+                 & (wy[:, None] < lc[None, :, 3]) & (wy[:, None] + _PNET_CELL > lc[None, :, 1])).any(axis=1)
+        if not meets.any():
+            continue
+        wx, wy, score, offsets = wx[meets], wy[meets], score[meets], offsets[meets]
+        cand = np.stack([wx * kx, wy * ky, wx * kx + _PNET_CELL * kx, wy * ky + _PNET_CELL * ky], axis=1)
+        keep = _nms(cand, score, nms_level, "union")
+        found.append(np.concatenate([cand[keep], score[keep, None], offsets[keep]], axis=1))
+    if not found:
+        return np.zeros((0, 4))
+    allc = np.concatenate(found)
+    allc = allc[_nms(allc[:, :4], allc[:, 4], nms_all, "union")]
+    return np.round(_square(_regress(allc[:, :4], allc[:, 5:9])))
+
+
 @dataclass
 class RegionStats:
     """Counters of one camera's region pipeline."""
@@ -111,19 +206,27 @@ def _thumb(rgb: np.ndarray) -> np.ndarray:
 
 
 def zones_from_motion(changed: np.ndarray, cell: tuple[float, float], grow_px: float,
-                      size: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+                      size: tuple[int, int]) -> list[Box]:
     """Zones ``(x1, y1, x2, y2)`` in frame pixels around the connected groups of ``changed`` cells
     (a bool thumbnail mask; ``cell`` = frame pixels per cell (x, y)), each grown by ``grow_px`` and
     half its shorter side, clipped to ``size`` (w, h); overlapping zones are joined. A group
     narrower than half of ``grow_px`` (the smallest face) in either direction is left out: a face
     that small or that thin is not there yet (a face walking in is found a frame later), and the
     slivers a moving edge leaves around a tracked face cost nothing."""
+    return [zone for zone, _ in motion_zones(changed, cell, grow_px, size)]
+
+
+def motion_zones(changed: np.ndarray, cell: tuple[float, float], grow_px: float,
+                 size: tuple[int, int]) -> list[tuple[Box, list[Box]]]:
+    """:func:`zones_from_motion`, each zone with its cores: the boxes (frame pixels) of the groups
+    of changed cells it was grown from, a cell wider on every side."""
     w, h = size
     if not changed.any():
         return []
     mask = cv2.dilate(changed.astype(np.uint8), np.ones((3, 3), np.uint8))
     n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    boxes = []
+    boxes: list[list[float]] = []
+    cores: list[list[Box]] = []
     for x, y, bw, bh, _area in stats[1:n]:
         # the dilation added a cell on each side
         if min((bw - 2) * cell[0], (bh - 2) * cell[1]) < grow_px / 2:
@@ -131,6 +234,7 @@ def zones_from_motion(changed: np.ndarray, cell: tuple[float, float], grow_px: f
         x1, y1, x2, y2 = x * cell[0], y * cell[1], (x + bw) * cell[0], (y + bh) * cell[1]
         g = grow_px + 0.5 * min(x2 - x1, y2 - y1)
         boxes.append([max(x1 - g, 0), max(y1 - g, 0), min(x2 + g, w), min(y2 + g, h)])
+        cores.append([(int(x1), int(y1), min(int(np.ceil(x2)), w), min(int(np.ceil(y2)), h))])
     merged = True
     while merged and len(boxes) > 1:  # join overlapping zones until none overlap
         merged = False
@@ -139,12 +243,13 @@ def zones_from_motion(changed: np.ndarray, cell: tuple[float, float], grow_px: f
                 a, b = boxes[i], boxes[j]
                 if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
                     boxes[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
-                    del boxes[j]
+                    cores[i] += cores[j]
+                    del boxes[j], cores[j]
                     merged = True
                     break
             if merged:
                 break
-    return [(int(b[0]), int(b[1]), int(np.ceil(b[2])), int(np.ceil(b[3]))) for b in boxes]
+    return [((int(b[0]), int(b[1]), int(np.ceil(b[2])), int(np.ceil(b[3]))), c) for b, c in zip(boxes, cores)]
 
 
 class RegionDetector:
@@ -176,16 +281,16 @@ class RegionDetector:
         ref, self._ref = self._ref, thumb
         cell = (w / thumb.shape[1], h / thumb.shape[0])
         if ref is None or ref.shape != thumb.shape or self._last_full is None or self._full_ref is None:
-            return self._full_scan(image, t, thumb)
+            return self._full_scan(image, t, thumb, [])
+        parts, confirmed = self._refine_tracks(image, tracks)
         if t - self._last_full >= self.interval - 1e-6:
             since = np.abs(thumb.astype(np.int16) - self._full_ref.astype(np.int16)) > CELL_DELTA
             if zones_from_motion(since, cell, float(self.min_face_px), (w, h)):
-                return self._full_scan(image, t, thumb)
+                return self._full_scan(image, t, thumb, parts)
             self._last_full = t
             self.stats.full_scans_put_off += 1
-        zones: list[tuple[tuple[int, int, int, int], MtcnnDetector]] = []
+        zones: list[tuple[Box, MtcnnDetector, list[Box]]] = []
         covered = np.zeros(thumb.shape, bool)
-        parts, confirmed = self._refine_tracks(image, tracks)
         for (last, _), face in zip(confirmed, parts):
             now = face.boxes[0].astype(np.float64)
             side = float(np.sqrt(max(last[2] - last[0], 1.0) * max(last[3] - last[1], 1.0)))
@@ -194,17 +299,20 @@ class RegionDetector:
             x2, y2 = min(max(last[2], now[2]) + m, w), min(max(last[3], now[3]) + m, h)
             covered[int(y1 / cell[1]):int(np.ceil(y2 / cell[1])), int(x1 / cell[0]):int(np.ceil(x2 / cell[0]))] = True
         changed = (np.abs(thumb.astype(np.int16) - ref.astype(np.int16)) > CELL_DELTA) & ~covered
-        moving = zones_from_motion(changed, cell, float(self.min_face_px), (w, h))
-        if sum((z[2] - z[0]) * (z[3] - z[1]) for z in moving) > MAX_MOTION_SHARE * w * h:
-            return self._full_scan(image, t, thumb)
+        moving = motion_zones(changed, cell, float(self.min_face_px), (w, h))
+        if sum((z[2] - z[0]) * (z[3] - z[1]) for z, _ in moving) > MAX_MOTION_SHARE * w * h:
+            return self._full_scan(image, t, thumb, parts)
         motion_view = self.views.zone_view(float(self.min_face_px), None)
-        zones += [(z, motion_view) for z in moving]
+        zones += [(z, motion_view, cores) for z, cores in moving]
         self.stats.region_frames += 1
-        log.debug("t=%.2f tracks %d (O-Net confirmed %d), motion zones %s", t, len(tracks), len(confirmed), moving)
-        for (x1, y1, x2, y2), view in zones:
+        log.debug("t=%.2f tracks %d (O-Net confirmed %d), motion zones %s", t, len(tracks), len(confirmed),
+                  [z for z, _ in moving])
+        known = _boxes(parts)
+        for (x1, y1, x2, y2), view, cores in zones:
             self.stats.zones += 1
             self.stats.zone_pixels += (x2 - x1) * (y2 - y1)
-            found = view.detect(image[y1:y2, x1:x2])
+            found = cascade(view, image[y1:y2, x1:x2], known - np.array([x1, y1, x1, y1], np.float32),
+                            [(a - x1, b - y1, c - x1, d - y1) for a, b, c, d in cores])
             if len(found):
                 shift = np.array([x1, y1], np.float32)
                 parts.append(Faces(found.boxes + np.tile(shift, 2), found.scores, found.landmarks + shift))
@@ -222,6 +330,10 @@ class RegionDetector:
             todo = [k for k in range(len(tracks)) if k not in faces]
             if not todo:
                 break
+            if use_last:  # a track that did not move: its last box is the crop O-Net just refused
+                todo = [k for k in todo if not np.array_equal(_crop_box(tracks[k][0]), _crop_box(tracks[k][1]))]
+                if not todo:
+                    break
             cands = np.stack([np.asarray(tracks[k][0 if use_last else 1], np.float64) for k in todo])
             found = refiner.refine(image, cands)
             used = np.zeros(len(found), bool)
@@ -243,11 +355,13 @@ class RegionDetector:
         self.stats.tracks_refined += len(order)
         return [faces[k] for k in order], [tracks[k] for k in order]
 
-    def _full_scan(self, image: np.ndarray, t: float, thumb: np.ndarray) -> Faces:
+    def _full_scan(self, image: np.ndarray, t: float, thumb: np.ndarray, parts: list[Faces]) -> Faces:
+        """The cascade over the whole frame; ``parts``: the tracked faces O-Net confirmed already
+        (kept, not looked for again)."""
         self._last_full = t
         self._full_ref = thumb
         self.stats.full_scans += 1
-        return self.full.detect(image)
+        return _merge(parts + [cascade(self.full, image, _boxes(parts))])
 
 
 class ViewSource:
@@ -258,6 +372,16 @@ class ViewSource:
 
     def refiner(self) -> RangeMtcnn:  # pragma: no cover
         raise NotImplementedError
+
+
+def _crop_box(box: np.ndarray) -> np.ndarray:
+    """The square, whole-pixel box :meth:`RangeMtcnn.refine` crops for candidate ``box``."""
+    return np.round(_square(np.asarray(box, np.float64).reshape(1, 4)))[0]
+
+
+def _boxes(parts: list[Faces]) -> np.ndarray:
+    """The boxes (n, 4) of every face of ``parts``."""
+    return np.concatenate([p.boxes for p in parts]) if parts else np.zeros((0, 4), np.float32)
 
 
 def _best_overlap(box: np.ndarray, boxes: np.ndarray, used: np.ndarray, least: float = 0.3) -> int | None:

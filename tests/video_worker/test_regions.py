@@ -5,15 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
+from facestack.vision.engines.mtcnn import _HalvingPyramid
 
 from facestack.stack import clips
 from video_worker.analysis import AnalysisFrame, CameraAnalyzer
 from video_worker.config import CameraSettings, DetectorSection, ModelsSection
 from video_worker.detector import SharedDetector
 from video_worker.posts import PostBuilder
-from video_worker.regions import RegionDetector, zones_from_motion
+from video_worker.regions import RegionDetector, _pnet_near, cascade, motion_zones, zones_from_motion
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +112,95 @@ def test_full_scan_is_put_off_while_nothing_changes(detector: SharedDetector,
     assert reg.stats.full_scans == 1 and reg.stats.full_scans_put_off == 1 and reg.stats.zones == 0
     reg.detect(clips.render(empty, patches, 0) // 2, 2.4, [])  # the lights dim: a real scan
     assert reg.stats.full_scans == 2
+
+
+def test_motion_zones_carry_their_cores() -> None:
+    changed = np.zeros((90, 160), bool)
+    changed[10:20, 10:18] = True
+    changed[10:20, 30:38] = True  # grown, the two zones overlap: one zone, two cores
+    [(zone, cores)] = motion_zones(changed, (12.0, 12.0), 60.0, (1920, 1080))
+    assert zone == zones_from_motion(changed, (12.0, 12.0), 60.0, (1920, 1080))[0]
+    assert len(cores) == 2
+    for x1, y1, x2, y2 in cores:  # each a cell wider than its changed cells, inside the zone
+        assert zone[0] <= x1 < x2 <= zone[2] and zone[1] <= y1 < y2 <= zone[3]
+        assert y1 == 9 * 12 and y2 == 21 * 12
+    assert sorted(c[0] for c in cores) == [9 * 12, 29 * 12]
+
+
+@pytest.mark.parametrize("photo", ["faces/obama/img1.jpg", "faces/biden/img1.jpg"])
+def test_cascade_near_cores_and_known_faces(detector: SharedDetector, data_dir: Path, photo: str) -> None:
+    """P-Net limited to cores gives exactly the whole level's windows that meet them; a core over the
+    face finds it as the plain cascade does, one elsewhere finds nothing; a known face is dropped."""
+    rgb = cv2.cvtColor(cv2.imread(str(data_dir / photo)), cv2.COLOR_BGR2RGB)
+    h, w = rgb.shape[:2]
+    view = detector.zone_view(40.0, None)
+    whole = view._stage_pnet(_HalvingPyramid(rgb))
+    assert len(whole) and np.array_equal(_pnet_near(view, _HalvingPyramid(rgb), [(0, 0, w, h)]), whole)
+    plain = view.detect(rgb)
+    assert len(plain) == 1
+    face = tuple(int(v) for v in plain.boxes[0])
+    near = cascade(view, rgb, None, [face])
+    assert len(near) == 1 and np.allclose(near.boxes, plain.boxes) and np.allclose(near.landmarks, plain.landmarks)
+    assert len(cascade(view, rgb, None, [(0, 0, 24, 24)])) == 0
+    assert len(cascade(view, rgb, plain.boxes)) == 0
+    assert len(cascade(view, rgb, np.zeros((0, 4), np.float32))) == 1
+
+
+def test_a_still_track_is_not_refined_twice_on_one_crop(detector: SharedDetector,
+                                                       busy: tuple[clips.Scene, dict[str, Any]]) -> None:
+    scene, patches = busy
+    w, h = scene.size
+    empty = clips.Scene(scene.size, 25, 10, scene.patch, (), textured=True)
+    reg = RegionDetector(detector.detector_for(60, h, w), detector, 60, 100.0)
+    frame = clips.render(empty, patches, 0)
+    reg.detect(frame, 0.0, [])  # the first full scan
+    tried: list[int] = []
+    refiner = detector.refiner()
+
+    class Counting:
+        def refiner(self) -> Any:
+            return self
+
+        def refine(self, image: np.ndarray, boxes: np.ndarray) -> Any:
+            tried.append(len(boxes))
+            return refiner.refine(image, boxes)
+
+        def zone_view(self, lo: float, hi: float | None) -> Any:
+            return detector.zone_view(lo, hi)
+
+    reg.views = Counting()  # type: ignore[assignment]
+    still = np.array([300.0, 200.0, 400.0, 320.0])
+    moving = np.array([600.0, 200.0, 700.0, 320.0])
+    assert len(reg.detect(frame, 0.2, [(still, still.copy()), (moving, moving + 30)])) == 0
+    assert tried == [2, 1]  # both predicted boxes, then the moving track's last box only
+
+
+def test_no_sharpness_chip_for_a_face_that_cannot_win(detector: SharedDetector,
+                                                     busy: tuple[clips.Scene, dict[str, Any]],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """With its track's fresh pose, a face that could not beat the track's best even perfectly sharp
+    gets no chip (and no pose run); without a fresh pose it is bounded as frontal and gets one."""
+    import video_worker.analysis as analysis
+
+    scene, patches = busy
+    person = clips.Appearance("obama", 0, 10, (300, 200), (300, 200))
+    still = clips.Scene(scene.size, 25, 10, scene.patch, (person,), textured=True)
+    frame = clips.render(still, patches, 0)
+    chips: list[int] = []
+    extract = analysis.extract_chips
+
+    def counting(image: np.ndarray, landmarks: np.ndarray, *args: Any) -> Any:
+        chips.append(len(landmarks))
+        return extract(image, landmarks, *args)
+
+    monkeypatch.setattr(analysis, "extract_chips", counting)
+    settings = CameraSettings(filter_min_size=60)
+    analyzer = CameraAnalyzer(detector, settings, PostBuilder("cam", {}, settings, "w"))
+    first = analyzer.process(AnalysisFrame(0, 0.0, 0.0, frame))
+    assert len(first.faces) == 1 and chips == [1] and analyzer.pose_runs == 1
+    [tid] = list(analyzer._poses)
+    analyzer._poses[tid] = (0.0, np.array([85.0, 0.0, 0.0], np.float32))  # measured in profile
+    analyzer.process(AnalysisFrame(5, 0.2, 0.0, frame))
+    assert chips == [1] and analyzer.pose_runs == 1  # the pose caps it below its best: no chip
+    analyzer.process(AnalysisFrame(10, 1.2, 0.0, frame))  # that pose is stale: bounded as frontal
+    assert len(chips) == 2
