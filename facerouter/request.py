@@ -31,6 +31,7 @@ from tornado.httputil import HTTPServerRequest
 
 from facerouter.errors import BadFrame
 from facestack.core import safejson
+from facestack.vision.engines.images import sniff_format
 
 __all__ = ["FrameParams", "parse_frame", "image_size", "BS_TYPES", "JPEG_MAGIC", "MIN_FACE0_SIDE",
            "IDEMPOTENCY_HEADER"]
@@ -44,7 +45,8 @@ _MAX_JSON_PART = 64 * 1024
 
 BS_TYPES = ("overall", "realtime")
 JPEG_MAGIC = b"\xff\xd8"
-_IMAGE_MAGICS = (JPEG_MAGIC, b"\x89PNG", b"RIFF")
+#: the image types a frame part may be (by their magic bytes)
+UPLOAD_TYPES = ("jpeg", "png", "webp")
 _MAX_TEXT = 1024
 
 
@@ -163,7 +165,7 @@ def _image(request: HTTPServerRequest, name: str, *, required: bool) -> bytes | 
             raise BadFrame(f"part {name!r} is {'missing' if data is None else 'empty'}; it must "
                            "be an image (JPEG)", param=name, value=None)
         return None
-    if not data.startswith(_IMAGE_MAGICS):
+    if sniff_format(data) not in UPLOAD_TYPES:
         raise BadFrame(f"part {name!r} is not a JPEG (or PNG/WEBP) image", param=name,
                        value=data[:8])
     return bytes(data)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from facestack.core.errors import WireError
 from facestack.core.tornado_json import JsonHandler
+from facestack.vision.engines.images import sniff_format
 from sfapi.client import SFApiError
 
 from .errors import ApiError, BadParam, Unavailable
@@ -122,7 +123,7 @@ class ApiHandler(JsonHandler):
         if len(data) > self.plugin.config.max_upload_bytes:
             raise BadParam(f"{name} is larger than {self.plugin.config.max_upload_bytes} bytes",
                            param=name, value=len(data))
-        if not data.startswith((b"\xff\xd8", b"\x89PNG", b"RIFF")):
+        if sniff_format(data) not in ("jpeg", "png", "webp"):
             raise BadParam(f"{name} is not a JPEG, PNG or WEBP image", param=name,
                            value=data[:8])
         return data

@@ -59,6 +59,19 @@ def people_clip(patches: dict[str, Any], clip_dir: Path) -> tuple[Path, clips.Sc
 
 # --- a facerouter stand-in -------------------------------------------------------------------------
 
+async def read_form(request: web.Request) -> dict[str, Any]:
+    """A multipart post's fields, file parts as bytes. Read part by part: ``request.post()`` spools
+    file parts to temporary files that an upload cut off mid-way (a worker stopped while posting)
+    leaves unclosed, and the garbage collector's warning then fails whichever test runs."""
+    out: dict[str, Any] = {}
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        assert isinstance(part, aiohttp.BodyPartReader)
+        data = bytes(await part.read())
+        out[part.name or ""] = data if part.filename else data.decode()
+    return out
+
+
 @dataclass
 class RouterStandIn:
     """Records every frame posted; ``status`` answers (200, 503 ...); ``stop``/``start`` the port."""
@@ -75,13 +88,10 @@ class RouterStandIn:
 
     async def handle(self, request: web.Request) -> web.Response:
         self.attempts += 1
-        form = await request.post()
+        post = await read_form(request)
         if self.status != 200:
             return web.json_response({"code": "OVER_CAPACITY", "reason": "stand-in"}, status=self.status,
                                      headers={"Retry-After": "0"})
-        post: dict[str, Any] = {}
-        for name, value in form.items():
-            post[name] = value.file.read() if hasattr(value, "file") else value
         post["detectorParams"] = json.loads(post["detectorParams"])
         post["bbox"] = json.loads(post["bbox"])
         post["labels"] = json.loads(post["labels"])

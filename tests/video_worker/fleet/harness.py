@@ -128,8 +128,14 @@ class Router:
         return [d for d in self.deliveries if d.ok and not d.duplicate]
 
     async def handle(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        params = json.loads(str(form["detectorParams"]))
+        form: dict[str, str] = {}
+        reader = await request.multipart()  # part by part: no spooled files left to the GC
+        while (part := await reader.next()) is not None:
+            assert isinstance(part, aiohttp.BodyPartReader)
+            data = await part.read()
+            if not part.filename:
+                form[part.name or ""] = bytes(data).decode()
+        params = json.loads(form["detectorParams"])
         worker = params["worker_id"]
         ok = worker not in self.refuse
         key = request.headers.get("Idempotency-Key", "")
