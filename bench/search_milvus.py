@@ -61,10 +61,10 @@ def index_config(name: str, size: int) -> dict[str, Any]:
         return {"index_type": "FLAT"}
     if name == "HNSW":
         return {"index_type": "HNSW", "index_params": {"M": 16, "efConstruction": 200}, "search_params": {"ef": 64}}
-    if name in ("IVF_FLAT", "IVF_SQ8"):
+    if name == "IVF_FLAT":
         nlist = 1 << max(4, round(np.log2(4 * np.sqrt(size))))
         return {"index_type": name, "index_params": {"nlist": nlist}, "search_params": {"nprobe": 32}}
-    raise SystemExit(f"unknown index {name!r}: FLAT, IVF_FLAT, IVF_SQ8 or HNSW")
+    raise SystemExit(f"unknown index {name!r}: FLAT, IVF_FLAT or HNSW (gallery.milvus_index.type)")
 
 
 def unit(v: np.ndarray) -> np.ndarray:
@@ -110,8 +110,8 @@ async def settle(store: MilvusStore, timeout_s: float = 1800) -> float:
 
 async def reindex(store: MilvusStore, extra: dict[str, Any], timeout_s: float = 600) -> None:
     """Swap the vector index of gallery ``g``'s collection for ``extra``'s (release, drop the index,
-    create the new one, load again): the next index is measured on the same rows without loading
-    them again."""
+    create the new one, load again; every call may take up to ``timeout_s``): the next index is
+    measured on the same rows without loading them again."""
     from pymilvus import MilvusClient
 
     collection = store._galleries["g"].collection
@@ -193,7 +193,7 @@ async def run_size(size: int, queries: int, uri: str, rng: np.random.Generator, 
                     rate: float | None = await _milvus_load(writer, size, index, extra, vecs, cams, ages)
                 else:
                     rate = None
-                    await reindex(writer, extra)
+                    await reindex(writer, extra, index_wait_s + 600)  # a load may wait for the build
                 rows += await _milvus_measure(uri, prefix, size, index, extra, reads, rate, probes, picks, truth, base,
                                               await settle(writer, index_wait_s))
         finally:
@@ -292,12 +292,12 @@ async def _server_version(uri: str) -> str:
 
 
 async def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="100000")
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    ap.add_argument("--sizes", default="100000", help="gallery sizes, comma-separated (e.g. 100000,1000000)")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--uri", default="", help="a Milvus server (default: start the pinned wheel's server)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--indexes", default="FLAT,IVF_FLAT,HNSW", help="Milvus indexes: FLAT, IVF_FLAT, IVF_SQ8, HNSW")
+    ap.add_argument("--indexes", default="FLAT,IVF_FLAT,HNSW", help="Milvus indexes: FLAT, IVF_FLAT, HNSW")
     ap.add_argument("--reads", default="Strong,Session", help="Milvus read consistency levels")
     ap.add_argument("--index-wait-s", type=float, default=1800,
                     help="longest wait for an index build; then the bench measures the rows indexed by then")
