@@ -269,7 +269,7 @@ def main() -> None:
     ap.add_argument("--load-child", help=argparse.SUPPRESS)
     ap.add_argument("--milvus", action="store_true",
                     help="also the Milvus backend (the pinned wheel's Milvus server) beside the embedded store "
-                         "at 100k: recall@10 and latency, FLAT vs HNSW (bench/search_milvus.py)")
+                         "at 100k: recall@10 and latency, FLAT vs IVF_FLAT vs HNSW (bench/search_milvus.py)")
     args = ap.parse_args()
     if args.load_child:
         load_child(args.load_child)

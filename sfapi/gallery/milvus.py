@@ -455,7 +455,8 @@ class MilvusStore(GalleryBackend):
             collection=g.collection, expr=expr, vec=vec,
             cos_min=cosine_threshold(threshold) if vec is not None and threshold > 0 else None,
             sort=query.sort, k=query.limit + 1, after=query.after, window=self.window,
-            index_type=self.index_type, search_params=self.search_params, exact_range=not self.conn.is_lite,
+            index_type=self.index_type, search_params=self.search_params,
+            exact_range=not self.conn.is_lite and self.index_type == "FLAT",  # see milvus_search
             row_fields=tuple(self._fields(g)))
         ids, confs, found = await self._on_collection(g, lambda: milvus_search.find_page(self.conn, spec))
         page = ids[: query.limit]

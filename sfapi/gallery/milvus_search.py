@@ -12,11 +12,18 @@ embedded store (sfapi.gallery.scan) are kept exactly by:
   ``k < window``, so it converges (in one extra round when Milvus happens to answer in key order).
 * ``-confidence``: a range search (``radius`` just under the threshold's cosine, ``range_filter``
   just over the cursor's) for the best ``t`` faces; the cursor's tie-break (same confidence, larger
-  id) and the exact threshold are applied here on the returned scores. (milvus-lite applies a
-  range to its top 5 x limit only, so there no ``range_filter`` is sent and the cursor is applied
-  here alone: paging by confidence then reaches the best ``window`` faces.) The page is complete when
-  fewer than ``t`` faces came back, or when at least ``k`` kept faces score strictly better than
-  the worst returned one (any face not returned scores no better than that); otherwise ``t`` grows.
+  id) and the exact threshold are applied here on the returned scores. The page is complete when
+  fewer than ``t`` faces came back, when the worst returned face is below the threshold, or when
+  at least ``k`` kept faces score strictly better than the worst returned one (any face not
+  returned scores no better than that); otherwise ``t`` grows.
+
+Range search is used only where it is a true range search: a server with the FLAT (exact) index.
+milvus-lite applies a range to its top 5 x limit only, and a server's range search on an
+approximate index drops faces far inside the range (Milvus 2.3.5, IVF_FLAT: faces at cosine 0.9
+missing at a threshold of cosine 0.3 even with every list probed; HNSW: whole answers empty now
+and then), while its plain top-k search finds them. There no range is sent: the search asks for
+the best ``t`` faces and the threshold and the cursor are applied here alone, so paging by
+confidence reaches the best ``window`` faces.
 
 Confidence = ``similarity(cos)`` on the float32 inner products Milvus returns (facestack.vision.engines.
 similarity), compared as float32 as the embedded store does.
@@ -61,8 +68,8 @@ class PageSpec:
     window: int
     index_type: str = "FLAT"
     search_params: dict[str, Any] = field(default_factory=dict)
-    #: whether Milvus range search is a true range search (a server). milvus-lite filters its top
-    #: 5 x limit by the range instead, so there the cursor's bound is applied here on a top-t search
+    #: whether Milvus range search is a true range search (a server with the FLAT index; see the
+    #: module docstring). Otherwise no range is sent and threshold and cursor are applied here
     exact_range: bool = True
     #: every field of a face row: a small confidence search returns the rows with the hits
     row_fields: tuple[str, ...] = ()
@@ -95,36 +102,36 @@ def _by_key(conn: MilvusConn, spec: PageSpec) -> tuple[list[int], list[float] | 
         expr = conjunction([base, bound])
         if expr is NOTHING:
             return [], None
-        pks, cos, raw = _fetch_keys(conn, spec, expr)
+        pks, cos, more = _fetch_keys(conn, spec, expr)
         order = np.argsort(pks, kind="stable")
         if descending:
             order = order[::-1]
-        if raw < spec.window:
+        if not more:
             order = order[: spec.k]
             return pks[order].tolist(), (None if cos is None else similarity(cos[order]).tolist())
-        if order.size < spec.k:
-            raise StorageError(f"Milvus returned {raw} rows of which only {order.size} pass the exact threshold: "
-                               f"too many faces within {_COS_SLACK} of it to page exactly")
         bound = pk_upto(to_pk(int(pks[order[spec.k - 1]])), descending=descending)
     raise StorageError(f"paging by id did not converge in {_MAX_ROUNDS} Milvus rounds")
 
 
-def _fetch_keys(conn: MilvusConn, spec: PageSpec, expr: Expr) -> tuple[np.ndarray, np.ndarray | None, int]:
+def _fetch_keys(conn: MilvusConn, spec: PageSpec, expr: Expr) -> tuple[np.ndarray, np.ndarray | None, bool]:
     """Face ids (and cosines, with a look-alike vector) of up to ``window`` faces matching ``expr``;
-    with a threshold, only those passing it exactly. Also the raw count Milvus returned."""
+    with a threshold, only those passing it exactly. Also whether more matches may exist: Milvus
+    filled the window and (with a threshold) none of it fell below the threshold, else every face
+    not returned scores lower still."""
     text = expr if isinstance(expr, str) else ""
     if spec.vec is None:
         rows = conn.call("query", "query", spec.collection, filter=text, output_fields=[PK], limit=spec.window)
         pks = _ids(rows)
-        return pks, None, len(rows)
+        return pks, None, len(rows) >= spec.window
     hits = _search(conn, spec, text, spec.window, radius=_radius(spec.cos_min), range_filter=None)
     pks = _ids(hits)
     cos = np.fromiter((h["distance"] for h in hits), np.float32, len(hits))
-    raw = len(hits)
+    more = len(hits) >= spec.window
     if spec.cos_min is not None:
         keep = cos >= spec.cos_min
+        more = more and bool(keep.all())
         pks, cos = pks[keep], cos[keep]
-    return pks, cos, raw
+    return pks, cos, more
 
 
 # -- -confidence --------------------------------------------------------------------------------
@@ -155,13 +162,15 @@ def _by_confidence(conn: MilvusConn, spec: PageSpec) -> tuple[list[int], list[fl
         kept = np.flatnonzero(keep)
         order = kept[np.lexsort((pks[kept], -conf[kept]))]
         worst = float(conf.min()) if pks.size else 0.0
-        if pks.size < t or int(np.count_nonzero(conf[order] > worst)) >= spec.k:
+        below = spec.cos_min is not None and bool(pks.size) and float(cos.min()) < spec.cos_min
+        if pks.size < t or below or int(np.count_nonzero(conf[order] > worst)) >= spec.k:
             order = order[: spec.k]
             rows = {int(pks[i]): _entity(hits[i]) for i in order} if whole else None
             return pks[order].tolist(), conf[order].tolist(), rows
         if t >= spec.window:
             if not spec.exact_range:
-                raise StorageError(f"milvus-lite pages by confidence only through the best {spec.window} faces")
+                raise StorageError(f"milvus-lite and approximate indexes ({spec.index_type}) page by confidence "
+                                   f"only through the best {spec.window} faces")
             raise StorageError(f"more than {spec.window} faces share the confidence at this page boundary; "
                                "Milvus cannot page through them exactly")
         t = min(spec.window, t * 4)
@@ -193,9 +202,9 @@ def _search(conn: MilvusConn, spec: PageSpec, expr: str, limit: int, *, radius: 
     params: dict[str, Any] = dict(spec.search_params)
     if spec.index_type == "HNSW":
         params["ef"] = max(int(params.get("ef", 0) or 0), limit)
-    if radius is not None:
+    if radius is not None and spec.exact_range:
         params["radius"] = float(radius)
-    if range_filter is not None:
+    if range_filter is not None and spec.exact_range:
         params["range_filter"] = float(range_filter)
     res = conn.call("search", "search", spec.collection, data=[spec.vec.tolist()], anns_field=VECTOR,
                     limit=limit, filter=expr, output_fields=list(fields),
