@@ -4,7 +4,6 @@ migration progress. The backend contract runs on a real server (test_milvus_serv
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -161,10 +160,9 @@ async def test_approximate_indexes_find_the_face_itself(tmp_path: Path, index: s
 
 async def test_unreachable_milvus_is_a_storage_error() -> None:
     store = MilvusStore("http://127.0.0.1:9", timeout_s=1.0)
-    t0 = time.monotonic()
-    with pytest.raises(StorageError) as err:
+    with pytest.raises(StorageError) as err:  # at once, not after a hang (the per-test limit)
         await store.open()
-    assert "127.0.0.1:9" in err.value.reason and time.monotonic() - t0 < 30
+    assert "127.0.0.1:9" in err.value.reason
     with pytest.raises(StorageError):
         await store.search("g", Query())
 

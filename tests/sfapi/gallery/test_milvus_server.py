@@ -193,7 +193,7 @@ async def test_ivf_threshold_search_equals_exact_search(tmp_path: Path, milvus_s
     range search on IVF drops matches. Approximate indexes are now searched for the best faces
     and the threshold is applied on their scores; with every list probed (nprobe = nlist) IVF_FLAT
     is exhaustive, so every page equals the embedded store's."""
-    from sfapi.engines.similarity import similarity
+    from facestack.vision.engines.similarity import similarity
 
     milvus = MilvusStore(milvus_server.uri, prefix=unique_prefix(), index_type="IVF_FLAT",
                          index_params={"nlist": 32}, search_params={"nprobe": 32})
