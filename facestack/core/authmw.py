@@ -46,15 +46,23 @@ def auth_middleware(auth: Authenticator, table: Table, auditor: Auditor,
         request[PRINCIPAL_KEY] = who
         if not write or (request.method, route) in QUIET:
             return await handler(request)
-        status = 500
-        try:
-            resp = await handler(request)
-            status = resp.status
-            return resp
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
-        finally:
-            auditor.record(who, request.method, route or request.path, request.path, obj, status)
+        return await handled(handler, request, lambda status: auditor.record(
+            who, request.method, route or request.path, request.path, obj, status))
 
     return authenticate
+
+
+async def handled(handler: Handler, request: web.Request,
+                  on_status: Callable[[int], None]) -> web.StreamResponse:
+    """``handler(request)``; ``on_status`` gets the answer's status however it ends (an HTTP
+    exception's status, 500 for any other error)."""
+    status = 500
+    try:
+        resp = await handler(request)
+        status = resp.status
+        return resp
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        on_status(status)

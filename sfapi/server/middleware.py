@@ -10,7 +10,7 @@ from aiohttp import web
 
 from facestack.core.audit import Auditor
 from facestack.core.auth import Authenticator
-from facestack.core.authmw import auth_middleware
+from facestack.core.authmw import auth_middleware, handled, route_of
 from facestack.core.roles import SFAPI
 from sfapi.errors import SfapiError
 from sfapi.server.metrics import SfapiMetrics
@@ -87,18 +87,13 @@ def make_middlewares(metrics: SfapiMetrics, auth: Authenticator,
     @web.middleware
     async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
-        route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
-        status = 500
-        try:
-            resp = await handler(request)
-            status = resp.status
-            return resp
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
-        finally:
+        route = route_of(request) or "unmatched"
+
+        def count(status: int) -> None:
             metrics.requests.labels(route, str(status)).inc()
             metrics.latency.labels(route).observe(time.perf_counter() - started)
+
+        return await handled(handler, request, count)
 
     authenticate = auth_middleware(auth, SFAPI, auditor if auditor is not None else Auditor("sfapi"),
                                    lambda exc: {"code": exc.code, "reason": exc.reason})
