@@ -18,6 +18,8 @@ import hmac
 import time
 from typing import Mapping
 
+from facestack.core.errors import FacestackError
+
 __all__ = ["TIMESTAMP_HEADER", "SIGNATURE_HEADER", "sign", "signed_headers", "verify",
            "SignatureError"]
 
@@ -25,7 +27,7 @@ TIMESTAMP_HEADER = "X-Facestack-Timestamp"
 SIGNATURE_HEADER = "X-Facestack-Signature"
 
 
-class SignatureError(ValueError):
+class SignatureError(FacestackError, ValueError):
     """A delivery whose signature or timestamp does not check out."""
 
 

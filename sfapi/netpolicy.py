@@ -24,6 +24,8 @@ import socket
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Protocol, Sequence, Union
 
+from facestack.core.errors import FacestackError
+
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
@@ -36,7 +38,7 @@ METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in (
     "169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200", "168.63.129.16"))
 
 
-class PolicyError(Exception):
+class PolicyError(FacestackError):
     """Base of the refusals of this module."""
 
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from facestack.core.errors import FacestackError
+
 #: Deepest nesting of arrays/objects accepted by default (the APIs need fewer than 8 levels).
 MAX_DEPTH = 32
 #: Largest JSON document accepted by default, in bytes.
 MAX_BYTES = 1 << 20
 
 
-class JsonRefused(ValueError):
+class JsonRefused(FacestackError, ValueError):
     """A JSON document that is malformed, too large, too deep or uses non-standard constants."""
 
     def __init__(self, why: str, detail: str) -> None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from facestack.core.errors import FacestackError
+
 __all__ = [
     "SFApiError",
     "SFApiRemoteError",
@@ -41,7 +43,7 @@ REMOTE_ERROR_CODES: frozenset[str] = frozenset({
 })
 
 
-class SFApiError(Exception):
+class SFApiError(FacestackError):
     """Root of every error raised by the client library."""
 
 

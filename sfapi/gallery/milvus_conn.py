@@ -13,6 +13,7 @@ from typing import Any, Callable, TypeVar
 from sfapi.errors import StorageError
 from sfapi.gallery.milvus_expr import FEATURES, PK, PK_LEN, PRESENT, VECTOR, meta_fields
 from sfapi.gallery.types import Schema
+from facestack.core.errors import FacestackError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -26,7 +27,7 @@ _COLLECTION_NOT_LOADED = 101
 _CATALOG_DIM = 2
 
 
-class MissingCollection(Exception):
+class MissingCollection(FacestackError):
     """A face collection is gone (its gallery was dropped, maybe by another sfapi instance)."""
 
 

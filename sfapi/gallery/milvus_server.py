@@ -36,6 +36,8 @@ from typing import Any
 
 from platformdirs import user_cache_dir
 
+from facestack.core.errors import FacestackError
+
 log = logging.getLogger(__name__)
 
 #: components whose gRPC port is in the wheel's config template (name in the template -> section)
@@ -49,7 +51,7 @@ _COMPONENTS = {
 _PORT_RANGE = (20000, 32000)
 
 
-class MilvusUnavailable(RuntimeError):
+class MilvusUnavailable(FacestackError, RuntimeError):
     """The ``milvus`` wheel is missing or its server binary cannot run on this machine."""
 
 

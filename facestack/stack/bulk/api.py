@@ -16,13 +16,14 @@ import aiohttp
 
 from facestack.core import safejson
 from sfapi.client import Client
+from facestack.core.errors import FacestackError
 
 __all__ = ["ApiUnavailable", "PersonsApi", "FaceCounter", "fetch_url"]
 
 log = logging.getLogger(__name__)
 
 
-class ApiUnavailable(Exception):
+class ApiUnavailable(FacestackError):
     """The API could not be reached or did not answer in time."""
 
 

@@ -15,6 +15,8 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from facestack.core.errors import FacestackError
+
 __all__ = ["Item", "ItemsError", "read_items", "PHOTO_SUFFIXES"]
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
@@ -23,7 +25,7 @@ PHOTO_COLUMNS = ("photo", "image", "path", "url")
 MAX_NAME = 255
 
 
-class ItemsError(Exception):
+class ItemsError(FacestackError):
     """The input cannot be read (a missing folder, a CSV without the needed columns)."""
 
 

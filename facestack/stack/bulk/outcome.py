@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from facestack.core.errors import FacestackError
+
 __all__ = ["Outcome", "Fatal", "REASONS", "from_answer", "refused", "failed"]
 
 REASONS = ("no_face", "several_faces", "too_small", "too_blurred", "match", "unreadable",
@@ -38,7 +40,7 @@ _WORDS: tuple[tuple[tuple[str, ...], str], ...] = (
 )
 
 
-class Fatal(Exception):
+class Fatal(FacestackError):
     """An answer that every further photo would get too: the run stops."""
 
 
