@@ -88,7 +88,7 @@ async def call(method: str, url: str, **kw: object) -> tuple[int, object]:
 
 async def stages(router: str, sfapi: str, photos: list[bytes]) -> list[tuple[str, float]]:
     """Median ms per photo of each stage, one photo at a time."""
-    from facestack.stack.bulk.api import PersonsApi
+    from facestack.stack.bulk.persons_client import PersonsApi
     from facestack.stack.bulk.importer import prepare_photo
     from sfapi.client import Client
 

@@ -22,7 +22,7 @@ from facerouter.context import Context
 from facerouter.dedup import EventStore
 from facerouter.driver import PluginDriver
 from facerouter.frames import FramePipeline
-from facerouter.handlers import FrameHandler, HealthHandler, MetricsHandler, OpenApiHandler
+from facerouter.api import FrameHandler, HealthHandler, MetricsHandler, OpenApiHandler
 from facerouter.idgen import IdGenerator
 from facerouter.loader import PluginRegistry
 from facerouter.metrics import RouterMetrics

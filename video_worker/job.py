@@ -26,7 +26,7 @@ import numpy as np
 
 from video_worker.analysis import AnalysisFrame, AnalysisResult, CameraAnalyzer
 from video_worker.config import CameraSettings, JobSpec, SourceSection
-from video_worker.delivery import Outbox
+from video_worker.outbox import Outbox
 from video_worker.detector import SharedDetector
 from video_worker.errors import SourceError
 from video_worker.metrics import WorkerMetrics

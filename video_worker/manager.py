@@ -53,7 +53,7 @@ import aiohttp
 
 from video_worker.analysis import CameraAnalyzer
 from video_worker.config import JobSpec, WorkerConfig
-from video_worker.delivery import Outbox
+from video_worker.outbox import Outbox
 from video_worker.detector import SharedDetector
 from video_worker.errors import BadJob, JobNotFound, SpoolError, StoreUnavailable, VideoWorkerError
 from video_worker.job import CameraJob, JobStats

@@ -8,7 +8,7 @@ calibration of the thresholds. Modules:
 * :mod:`.config` the ``persons:`` section; :mod:`.storage` tables and engine (SQLite/PostgreSQL);
 * :mod:`.sources`, :mod:`.thresholds`, :mod:`.entries`, :mod:`.stats`, :mod:`.persons` the data;
 * :mod:`.identify` the frame hooks; :mod:`.uploads` persons from photos; :mod:`.gates` auto-create
-  checks; :mod:`.writer` entries with images and webhooks; :mod:`.images` files and retention;
+  checks; :mod:`.writer` entries with images and webhooks; :mod:`.image_store` files and retention;
   :mod:`.webhooks` delivery (reusing the built-in ``webhook`` plugin);
 * :mod:`.api_base`, :mod:`.api_sources`, :mod:`.api_persons`, :mod:`.api_entries`,
   :mod:`.api_security`, :mod:`.api_exports` the HTTP API.
@@ -37,7 +37,7 @@ from .config import PersonsConfig
 from .entries import EntryRepo, entry_json
 from .errors import NotFound
 from .identify import FrameProcessor
-from .images import ImageStore, RetentionJob
+from .image_store import ImageStore, RetentionJob
 from .persons import PersonService
 from .security import AuditRepo, TokenRefresher, TokenRepo
 from .sources import SourceRepo

@@ -37,7 +37,7 @@ from sfapi.client.objects import DetectFace
 
 from .entries import EntryRepo
 from .errors import BadParam, Conflict, NoFace
-from .images import ImageStore
+from .image_store import ImageStore
 from .persons import PersonService, face_area, upload_error
 from .sources import Source
 from .writer import EntryWriter, NewEntry, asm_of

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from .entries import SEXES, EntryRepo, entry_json
 from .gates import LIVENESS_UNDETERMINED
-from .images import ImageStore
+from .image_store import ImageStore
 from .sources import Source
 from .webhooks import EntryWebhooks
 

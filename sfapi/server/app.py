@@ -18,7 +18,7 @@ from facestack.vision.models.pack import check_pack, ensure_pack
 from sfapi.netpolicy import Resolver
 from sfapi.errors import ModelPackError
 from sfapi.gallery.factory import create_backend
-from sfapi.server import detect, erase, galleries, meta
+from sfapi.server import api_detect, api_erase, api_galleries, api_service
 from sfapi.server.cache import create_cache
 from sfapi.server.metrics import SfapiMetrics
 from sfapi.server.middleware import make_middlewares
@@ -50,16 +50,16 @@ def create_app(cfg: SfapiConfig, analyzer: FaceAnalyzer | None = None, *,
     auditor = Auditor("sfapi")
     app = web.Application(middlewares=make_middlewares(metrics, auth, auditor),
                           client_max_size=cfg.limits.max_image_bytes + 64 * 1024)
-    app.router.add_post("/v2/detect", detect.detect)
-    app.router.add_post("/v2/detect/erase", erase.erase_detections)
-    app.router.add_get("/v2/detect/{id}", detect.get_detection)
-    app.router.add_post("/v2/verify", detect.verify)
-    app.router.add_get("/v2/verify", detect.verify)
-    app.router.add_get("/v2/version", meta.version)
-    app.router.add_get("/healthz", meta.healthz)
-    app.router.add_get("/metrics", meta.metrics)
-    app.router.add_get("/docs/spec", meta.spec)
-    galleries.add_routes(app)
+    app.router.add_post("/v2/detect", api_detect.detect)
+    app.router.add_post("/v2/detect/erase", api_erase.erase_detections)
+    app.router.add_get("/v2/detect/{id}", api_detect.get_detection)
+    app.router.add_post("/v2/verify", api_detect.verify)
+    app.router.add_get("/v2/verify", api_detect.verify)
+    app.router.add_get("/v2/version", api_service.version)
+    app.router.add_get("/healthz", api_service.healthz)
+    app.router.add_get("/metrics", api_service.metrics)
+    app.router.add_get("/docs/spec", api_service.spec)
+    api_galleries.add_routes(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         own = analyzer is None

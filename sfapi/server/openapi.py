@@ -92,7 +92,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 
 def build_spec(version: str) -> dict[str, Any]:
-    from sfapi.server.erase import paths as erase_paths
+    from sfapi.server.api_erase import paths as erase_paths
     detect_params = [
         _flag("facen", "extract the face vector and cache the detection under an id"),
         _flag("gender", "estimate gender"), _flag("age", "estimate age"), _flag("emotions", "estimate emotions"),

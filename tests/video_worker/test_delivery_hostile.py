@@ -18,7 +18,7 @@ from facestack.core.auth import AuthConfig, Authenticator
 from tests.facerouter.conftest import FACE0, PHOTO, TS
 from tests.video_worker.conftest import RouterStandIn, api, wait_for, worker_config
 from video_worker.config import DeliverySection
-from video_worker.delivery import send_post
+from video_worker.outbox import send_post
 from video_worker.posts import Post
 from video_worker.spool import Spool
 

@@ -205,7 +205,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .api import PersonsApi
+    from .persons_client import PersonsApi
     from .exporter import export_persons
 
     tls = _client_tls(args)
@@ -311,7 +311,7 @@ def run(args: argparse.Namespace) -> int:
     """Run one of :data:`COMMANDS` (parsed by a parser :func:`add_commands` made)."""
     from sfapi.errors import ConfigError, SfapiError
 
-    from .api import ApiUnavailable
+    from .persons_client import ApiUnavailable
     from .items import ItemsError
     from .outcome import Fatal
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from .api import PersonsApi
+from .persons_client import PersonsApi
 from .state import load_states
 
 __all__ = ["export_persons", "ExportResult"]

@@ -38,7 +38,7 @@ from PIL import Image
 from sfapi.client import SFApiError, SFApiRemoteError
 from facestack.core.tls import ClientTls
 
-from .api import ApiUnavailable, FaceCounter, PersonsApi, fetch_url
+from .persons_client import ApiUnavailable, FaceCounter, PersonsApi, fetch_url
 from .items import Item, read_items
 from .outcome import Fatal, Outcome, failed, from_answer, refused
 from .progress import Progress

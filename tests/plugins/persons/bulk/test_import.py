@@ -17,7 +17,7 @@ from typing import Any
 
 from PIL import Image
 
-from facestack.stack.bulk.api import PersonsApi
+from facestack.stack.bulk.persons_client import PersonsApi
 from facestack.stack.bulk.exporter import export_persons
 from facestack.stack.bulk.importer import ImportOptions, run_import
 from tests.plugins.persons.bulk.conftest import EXPECTED, watchlist

@@ -27,7 +27,7 @@ async def test_bulk_tools_over_mutual_tls_with_a_private_ca(start_persons: Any, 
         return await loop.run_in_executor(None, facestack, list(argv))
 
     # the source, then a one-person watchlist, through the HTTPS API
-    from facestack.stack.bulk.api import PersonsApi
+    from facestack.stack.bulk.persons_client import PersonsApi
     from facestack.core.tls import ClientTls
     api = PersonsApi(base, PREFIX, ssl=ClientTls(ca=str(pki.ca), cert=str(pki.client_cert),
                                                  key=str(pki.client_key)).context())
