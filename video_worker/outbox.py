@@ -292,8 +292,16 @@ class Outbox:
         self._update_spool_metrics()
 
     async def _expire(self) -> None:
-        """Drop the spooled posts past ``spool_max_age_s`` (caller holds ``_lock``)."""
-        expired = await asyncio.to_thread(self.spool.expire)
+        """Drop the spooled posts past ``spool_max_age_s`` (caller holds ``_lock``). A cancel (the
+        job claimed here while its spool was being drained) waits for the deleting thread, so every
+        post it deleted is counted."""
+        work = asyncio.ensure_future(asyncio.to_thread(self.spool.expire))
+        try:
+            await asyncio.shield(work)
+        finally:
+            self._count_expired(work.result() if work.done() else await work)
+
+    def _count_expired(self, expired: int) -> None:
         if expired:
             reason = f"spooled post older than spool_max_age_s ({self.spool.max_age_s:g} s) dropped"
             for _ in range(expired):
