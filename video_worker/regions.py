@@ -126,15 +126,7 @@ def cascade(det: MtcnnDetector, image: np.ndarray, known: np.ndarray | None = No
         return boxes[iou_matrix(boxes, squares).max(axis=1) < KNOWN_IOU]
 
     pyr = _HalvingPyramid(image)
-    boxes = unknown(det._stage_pnet(pyr) if cores is None else _pnet_near(det, pyr, cores))
-    if len(boxes):
-        boxes = unknown(det._stage_rnet(pyr, boxes))
-    if not len(boxes):
-        return Faces.empty()
-    found, scores, landmarks = det._stage_onet(pyr, boxes)
-    order = np.argsort(-scores, kind="stable")
-    return Faces(found[order].astype(np.float32), scores[order].astype(np.float32),
-                 landmarks[order].astype(np.float32))
+    return det.cascade(pyr, det._stage_pnet(pyr) if cores is None else _pnet_near(det, pyr, cores), unknown)
 
 
 def _pnet_near(det: MtcnnDetector, pyr: _HalvingPyramid, cores: list[Box]) -> np.ndarray:

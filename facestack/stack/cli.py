@@ -18,7 +18,7 @@ import logging
 import sys
 from pathlib import Path
 
-from facestack.core.errors import ConfigError, FacestackError
+from facestack.core.commands import exit_status
 from facestack.stack import up
 from facestack.stack.bulk import cli as persons_cli
 
@@ -27,8 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facestack", description="The whole stack and the site's tools")
     parser.add_argument("--log-level", default="INFO")
     sub = parser.add_subparsers(dest="command", required=True)
-    up.add_commands(sub)
-    demo = next(a for a in sub.choices.values() if a.prog.endswith(" demo"))
+    demo = up.add_commands(sub)
     demo.add_argument("--sfapi-only", action="store_true",
                       help="sfapi alone: serve it and show what it finds on the sample photos")
     demo.add_argument("--config", type=Path, help="with --sfapi-only: sfapi's YAML config")
@@ -52,18 +51,11 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command in persons_cli.COMMANDS:
         return persons_cli.run(args)
-    try:
-        if args.command == "data":
-            return _data(args)
-        if args.command == "demo" and args.sfapi_only:
-            return _sfapi_demo(args)
-        return up.run(args, "facestack")
-    except ConfigError as exc:
-        sys.stderr.write(f"{exc}\n")
-        return 2
-    except FacestackError as exc:
-        sys.stderr.write(f"facestack: {exc}\n")
-        return 1
+    if args.command == "data":
+        return exit_status("facestack", lambda: _data(args))
+    if args.command == "demo" and args.sfapi_only:
+        return exit_status("facestack", lambda: _sfapi_demo(args))
+    return up.run(args, "facestack")
 
 
 def _data(args: argparse.Namespace) -> int:

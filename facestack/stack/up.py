@@ -10,7 +10,7 @@ from pathlib import Path
 
 from facestack.stack.config import load_stack
 from facestack.stack.supervisor import StackError, Supervisor
-from facestack.core.errors import ConfigError
+from facestack.core.commands import exit_status
 
 log = logging.getLogger("facestack.stack")
 
@@ -22,8 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    """Add ``up`` and ``demo`` to a script's subcommands."""
+def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
+    """Add ``up`` and ``demo`` to a script's subcommands; returns ``demo``'s parser."""
     up = sub.add_parser("up", help="start every service, restart crashed ones, stop all on Ctrl-C")
     up.add_argument("--config", type=Path, default=Path("config/stack.yaml"))
     up.add_argument("--check-config", action="store_true")
@@ -31,6 +31,7 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
     demo = sub.add_parser("demo", help="the whole stack on a demo camera, printing entries as they arrive")
     demo.add_argument("--dir", type=Path, default=Path("var/demo"), help="demo data and configs (default var/demo)")
     demo.add_argument("--log-level", default="WARNING")
+    return demo
 
 
 async def run_stack(sup: Supervisor) -> None:
@@ -56,24 +57,17 @@ def run(args: argparse.Namespace, prog: str) -> int:
     if args.command == "demo":
         from facestack.stack.run_demo import run_demo
 
-        try:
-            return asyncio.run(run_demo(args.dir.resolve(), sys.stdout))
-        except StackError as exc:
-            sys.stderr.write(f"{prog}: {exc}\n")
-            return 1
-    try:
+        return exit_status(prog, lambda: asyncio.run(run_demo(args.dir.resolve(), sys.stdout)), (StackError,))
+
+    def up() -> int:
         cfg = load_stack(args.config)
         if args.check_config:
             sys.stdout.write(f"config OK: {args.config}; services: {', '.join(s.name for s in cfg.services)}\n")
             return 0
         asyncio.run(run_stack(Supervisor(cfg, args.config.resolve().parent)))
         return 0
-    except ConfigError as exc:
-        sys.stderr.write(f"{exc}\n")
-        return 2
-    except StackError as exc:
-        sys.stderr.write(f"{prog}: {exc}\n")
-        return 1
+
+    return exit_status(prog, up, (StackError,))
 
 
 if __name__ == "__main__":

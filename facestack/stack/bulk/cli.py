@@ -309,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run one of :data:`COMMANDS` (parsed by a parser :func:`add_commands` made)."""
-    from sfapi.errors import ConfigError, SfapiError
+    from facestack.core.commands import exit_status
+    from sfapi.errors import SfapiError
 
     from .persons_client import ApiUnavailable
     from .items import ItemsError
@@ -317,7 +318,8 @@ def run(args: argparse.Namespace) -> int:
 
     failures: tuple[type[BaseException], ...] = (Fatal, ItemsError, FileExistsError, ApiUnavailable,
                                                   SfapiError, OSError, ValueError)
-    try:
+
+    def command() -> int:
         if args.command == "persons" and args.persons_command == "import":
             return _import(args)
         if args.command == "persons" and args.persons_command == "export":
@@ -326,12 +328,8 @@ def run(args: argparse.Namespace) -> int:
             from facestack.stack.bulk.tokencli import run as token_run
             return _run(lambda stop: token_run(args))
         return _stores(args)
-    except ConfigError as exc:
-        sys.stderr.write(f"facestack: {exc}\n")
-        return 2
-    except failures as exc:
-        sys.stderr.write(f"facestack: {exc}\n")
-        return 1
+
+    return exit_status("facestack", command, failures, name_config=True)
 
 
 if __name__ == "__main__":

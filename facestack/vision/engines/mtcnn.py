@@ -25,7 +25,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 import cv2
 import numpy as np
@@ -111,9 +111,17 @@ class MtcnnDetector:
         if min(h, w) < _PNET_CELL:
             return Faces.empty()
         pyr = _HalvingPyramid(image)
-        boxes = self._stage_pnet(pyr)
+        return self.cascade(pyr, self._stage_pnet(pyr))
+
+    def cascade(self, pyr: "_HalvingPyramid", boxes: np.ndarray,
+                keep: Callable[[np.ndarray], np.ndarray] | None = None) -> Faces:
+        """R-Net then O-Net on first-stage candidate ``boxes`` (``(m, 4)`` in image pixels);
+        ``keep`` (optional) filters the candidates before each of the two (the video worker drops
+        those it already tracks). Faces sorted by descending score."""
+        keep = keep or (lambda b: b)
+        boxes = keep(boxes)
         if len(boxes):
-            boxes = self._stage_rnet(pyr, boxes)
+            boxes = keep(self._stage_rnet(pyr, boxes))
         if not len(boxes):
             return Faces.empty()
         boxes, scores, landmarks = self._stage_onet(pyr, boxes)
