@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from facerouter.errors import FrameError, Overloaded
 from facerouter.openapi import build_document
+from facerouter.plugin import FrHTTPRequest
 from facestack.core.tornado_json import JsonHandler
 from facerouter.request import parse_frame
 
@@ -60,8 +61,7 @@ class FrameHandler(_JsonHandler):
             params = parse_frame(self.request)
             cam_id = params.cam_id
             router.pipeline.check(params)
-            self.request.params = params  # type: ignore[attr-defined]
-            body = await router.pipeline.handle(self.request)
+            body = await router.pipeline.handle(FrHTTPRequest.of(self.request, params))
             timings = body.get("timings")
             if isinstance(timings, dict):
                 timings["total_s"] = round(time.perf_counter() - started, 6)

@@ -14,7 +14,6 @@ import aiohttp
 import tornado.httpserver
 import tornado.netutil
 
-from facerouter.auth import AuthApplication
 from facerouter.config import LoadedConfig
 from facerouter.errors import Overloaded
 from facerouter.console.service import Console
@@ -28,6 +27,8 @@ from facerouter.loader import PluginRegistry
 from facerouter.metrics import RouterMetrics
 from facestack.core.admission import Admission
 from facestack.core.auth import Authenticator
+from facestack.core.auth_tornado import AuthApplication
+from facestack.core.roles import ROUTER
 from sfapi.client import Client
 
 __all__ = ["Router"]
@@ -58,8 +59,9 @@ class Router:
             (r"/metrics", MetricsHandler, {"router": self}),
             (r"/openapi.json", OpenApiHandler, {"router": self}),
             *self.console.routes(),
-        ], authenticator, max_body_bytes=cfg.max_body_bytes,
-            **({"console": self.console, "events": self.console.events} if cfg.console.enabled else {}))
+        ], authenticator, service="facerouter", table=ROUTER, max_body_bytes=cfg.max_body_bytes,
+            gate=self.console if cfg.console.enabled else None,
+            **({"events": self.console.events} if cfg.console.enabled else {}))
         self.driver = PluginDriver(self.registry, self.metrics, cfg.sync_workers)
         self._session: aiohttp.ClientSession | None = None
         self.sfapi: Client | None = None

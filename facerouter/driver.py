@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping
 from facerouter.errors import FacerouterError
 from facerouter.loader import LoadedPlugin, PluginRegistry
 from facerouter.metrics import RouterMetrics
-from facerouter.plugin import FEATURES
+from facerouter.plugin import FEATURES, FrHTTPRequest
 from sfapi.client import SFApiError
 
 __all__ = ["PluginDriver", "Preprocessed", "EXPECTED_ERRORS"]
@@ -97,7 +97,7 @@ class PluginDriver:
                 time.perf_counter() - started)
         return _FAILED
 
-    async def preprocess(self, request: Any, labels: Mapping[str, str]) -> Preprocessed:
+    async def preprocess(self, request: FrHTTPRequest, labels: Mapping[str, str]) -> Preprocessed:
         """Every plugin's preprocess, concurrently; collects what each asked for."""
         plugins = [p for p in self.registry if p.hooks.get("preprocess") is not None]
         results = await asyncio.gather(*(self.call(p, "preprocess", request, labels)
@@ -130,7 +130,7 @@ class PluginDriver:
             return None
         return names
 
-    async def process(self, names: Iterable[str], request: Any, photo: bytes, bbox: Any,
+    async def process(self, names: Iterable[str], request: FrHTTPRequest, photo: bytes, bbox: Any,
                       event_id: int, detection: Any) -> list[str]:
         """``process`` of the named plugins, concurrently; returns the names of those that failed."""
         plugins = [self.registry[name] for name in names]

@@ -34,6 +34,7 @@ from facerouter.errors import (BadFrame, FrameRefused, NoFaceFound, SfapiUnautho
 from facerouter.idgen import IdGenerator
 from facerouter.metrics import RouterMetrics
 from facerouter.objects import BBox, DetectFace, DetectResponse
+from facerouter.plugin import FrHTTPRequest
 from facerouter.request import FrameParams
 from sfapi.client import Client, SFApiMalformedResponseError, SFApiRemoteError
 
@@ -78,8 +79,8 @@ class FramePipeline:
             raise FrameRefused("the frame has no face0 and this router has detector '' (set "
                                "detector: nnd to detect on photo)", param="face0", value=None)
 
-    async def handle(self, request: Any) -> dict[str, Any]:
-        """Run one frame (``request.params`` set) through the plugins; returns the answer body."""
+    async def handle(self, request: FrHTTPRequest) -> dict[str, Any]:
+        """Run one frame through the plugins; returns the answer body."""
         key = request.params.idempotency_key
         if key is None or self.events is None:
             return await self._run(request, self.idgen(), redelivered=False)
@@ -99,8 +100,8 @@ class FramePipeline:
             log.error("%s", exc)
             raise StoreUnavailable("facerouter's event store failed; retry later") from exc
 
-    async def _run(self, request: Any, event_id: int, redelivered: bool) -> dict[str, Any]:
-        params: FrameParams = request.params
+    async def _run(self, request: FrHTTPRequest, event_id: int, redelivered: bool) -> dict[str, Any]:
+        params = request.params
         request.event_id = event_id
         request.redelivered = redelivered
         t0 = time.perf_counter()

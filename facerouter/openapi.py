@@ -18,7 +18,7 @@ from typing import Any, Iterable, Iterator
 import tornado.routing
 import tornado.web
 
-from facerouter.edge import allowed_methods
+from facestack.core.tornado_edge import allowed_methods
 from facerouter.request import BS_TYPES, IDEMPOTENCY_HEADER
 
 __all__ = ["build_document", "plugin_routes", "ERROR_SCHEMA"]

@@ -36,12 +36,13 @@ FEATURES: tuple[str, ...] = ("facen", "gender", "age", "emotions")
 
 
 class FrHTTPRequest(tornado.httputil.HTTPServerRequest):
-    """Type of the ``request`` argument of the hooks: Tornado's request with ``params`` added.
+    """The ``request`` argument of the hooks: Tornado's request of the frame with ``params`` added.
 
-    Only a type for annotations: the object plugins get is the Tornado request itself, with a
-    ``params`` attribute (:class:`facerouter.request.FrameParams`): ``photo``, ``face0``, ``bbox``,
-    ``cam_id``, ``timestamp`` (aware :class:`datetime.datetime`), ``detectorParams``, ``bs_type``,
-    ``labels`` and ``idempotency_key`` (the sender's ``Idempotency-Key`` header, or ``None``).
+    ``params`` is the frame's parsed parts (:class:`facerouter.request.FrameParams`): ``photo``,
+    ``face0``, ``bbox``, ``cam_id``, ``timestamp`` (aware :class:`datetime.datetime`),
+    ``detectorParams``, ``bs_type``, ``labels`` and ``idempotency_key`` (the sender's
+    ``Idempotency-Key`` header, or ``None``). Everything else (``headers``, ``files``,
+    ``remote_ip`` ...) is the Tornado request's own.
 
     Also set before ``preprocess``: ``event_id`` (int, the same as ``process``'s argument) and
     ``redelivered`` (bool). A post the sender delivers again (same ``Idempotency-Key``) keeps its
@@ -54,6 +55,16 @@ class FrHTTPRequest(tornado.httputil.HTTPServerRequest):
     params: FrameParams
     event_id: int
     redelivered: bool
+
+    @classmethod
+    def of(cls, request: tornado.httputil.HTTPServerRequest, params: FrameParams) -> FrHTTPRequest:
+        """The frame request: ``request``'s state (shared, not copied) with ``params`` added."""
+        frame = cls.__new__(cls)
+        frame.__dict__.update(vars(request))
+        frame.params = params
+        frame.event_id = 0
+        frame.redelivered = False
+        return frame
 
 
 class Plugin:

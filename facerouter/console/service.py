@@ -1,5 +1,5 @@
 """The console for one router: its sessions, its event hub, its routes and the check of every
-request that carries a session cookie (called by :class:`facerouter.auth.AuthApplication`)."""
+request that carries a session cookie (called by :class:`facestack.core.auth_tornado.AuthApplication`)."""
 from __future__ import annotations
 
 import logging

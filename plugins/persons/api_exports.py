@@ -22,6 +22,8 @@ import uuid
 from collections import OrderedDict
 from typing import Any
 
+from facestack.core.auth_tornado import audit_info, principal
+
 from .api_base import ApiHandler
 from .errors import BadParam, NotFound
 from .params import from_ms
@@ -67,12 +69,11 @@ class _ExportBase(ApiHandler):
     auth_roles = {"POST": "read"}
 
     def _token(self) -> str | None:
-        info = getattr(self.request, "facestack_audit", None)
-        who = getattr(info, "who", None)
-        return getattr(who, "name", None)
+        who = principal(self)
+        return who.name if who is not None else None
 
     def _audit_object(self, export_id: str) -> None:
-        info = getattr(self.request, "facestack_audit", None)
+        info = audit_info(self)
         if info is not None:
             info.obj = export_id
 

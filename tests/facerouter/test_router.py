@@ -14,10 +14,12 @@ RECORDER = """
         def __init__(self, ctx):
             self.ctx = ctx
             self.seen = []
+            self.requests = []
         async def preprocess(self, request, labels):
             return ("gender",)
         async def process(self, request, photo, bbox, event_id, detection):
             self.seen.append((request.params, photo, bbox, event_id, detection))
+            self.requests.append(request)
 """
 
 SYNC = """
@@ -103,6 +105,14 @@ async def test_params_reach_plugins_parsed(start_router, fake_sfapi) -> None:
     # one detect on face0, normalized detector, only the requested flag
     assert fake_sfapi.detects == [{"gender": "true", "detector": "normalized"}]
     assert fake_sfapi.images == [FACE0]
+    # the request is a real FrHTTPRequest: the frame's Tornado request with its parsed parts added
+    from facerouter.plugin import FrHTTPRequest
+
+    request = r.router.registry["recorder"].obj.requests[0]
+    assert isinstance(request, FrHTTPRequest) and request.params is params
+    assert request.event_id == event_id and request.redelivered is False
+    assert request.method == "POST" and request.path == "/v0/frame"
+    assert request.headers["Content-Type"].startswith("multipart/form-data")
 
 
 async def test_sync_and_async_plugins_share_one_detect(start_router, fake_sfapi) -> None:

@@ -1,4 +1,4 @@
-"""The HTTP layer's own refusals, as JSON like every other error of the router.
+"""The HTTP layer's own refusals in a Tornado service, as JSON like every other error.
 
 * a body over ``max_body_bytes`` (by its ``Content-Length``): 413 ``PAYLOAD_TOO_LARGE``. A body up
   to :data:`DISCARD_LIMIT` bytes is read and thrown away first, so the client gets the answer
@@ -6,8 +6,8 @@
 * a method the route does not implement: 405 ``METHOD_NOT_ALLOWED`` with ``Allow``;
 * no route: 404 ``NOT_FOUND``.
 
-They apply to every route, the plugins' own included (the application picks these handlers in
-``find_handler``, before any handler runs).
+They apply to every route, the plugins' own included (:class:`~facestack.core.auth_tornado.AuthApplication`
+picks these handlers in ``find_handler``, before any handler runs).
 """
 from __future__ import annotations
 

@@ -1,28 +1,40 @@
-"""API tokens and the audit log for the router: every route, the plugins' own included, in one place.
+"""The Tornado side of API tokens and the audit log: every route, those added later included, in one place.
 
-A Tornado ``Application`` subclass resolves the handler, then checks the token in ``find_handler``
-before any handler runs, so routes that plugins add in ``activate`` are covered without their
-cooperation. The role a route needs is its handler's ``auth_roles`` (``{"POST": "operator", ...}``;
-a method missing there needs ``read`` to read and ``admin`` otherwise, see :mod:`facestack.core.auth`);
-/healthz is open. Every write, refused ones too, is audited when its response is done
-(``log_request``; :mod:`facestack.core.audit`). The same place answers the HTTP layer's refusals as JSON
-(:mod:`facerouter.edge`): 413 for a body over ``max_body_bytes``, 405 with ``Allow``, 404.
+:class:`AuthApplication` resolves the handler, then checks the token in ``find_handler`` before any
+handler runs, so routes that plugins add in ``activate`` are covered without their cooperation.
+The role a route needs is the service's table (:mod:`facestack.core.roles`), else its handler's
+``auth_roles`` (``{"POST": "operator", ...}``), else ``read`` to read and ``admin`` otherwise
+(:func:`facestack.core.auth.default_role`). Every write, refused ones too, is audited when its
+response is done (``log_request``; :mod:`facestack.core.audit`). The same place answers the HTTP
+layer's refusals as JSON (:mod:`facestack.core.tornado_edge`): 413 for a body over
+``max_body_bytes``, 405 with ``Allow``, 404. The aiohttp side is :mod:`facestack.core.authmw`.
 """
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+import weakref
+from typing import Any, Callable, Protocol
 
 import tornado.httputil
 import tornado.web
 
-from facerouter.edge import MethodNotAllowed, NotFound, TooLarge, allowed_methods
 from facestack.core.audit import Auditor, is_write, object_id
 from facestack.core.auth import Authenticator, AuthError, Principal, default_role
-from facestack.core.roles import QUIET, ROUTER
+from facestack.core.roles import QUIET, Table
+from facestack.core.tornado_edge import MethodNotAllowed, NotFound, TooLarge, allowed_methods
+
+__all__ = ["AuthApplication", "AuditInfo", "Gate", "audit_info", "principal"]
 
 log = logging.getLogger(__name__)
+
+
+class Gate(Protocol):
+    """Another way in besides a token (the router's console: a session cookie)."""
+
+    def gate(self, request: tornado.httputil.HTTPServerRequest,
+             check_token: Callable[[str], None], need: str | None = None) -> None:
+        """Let ``request`` in or raise :class:`AuthError`; ``check_token(method)`` checks its token."""
 
 
 class _Refused(tornado.web.RequestHandler):
@@ -38,13 +50,19 @@ class _Refused(tornado.web.RequestHandler):
 class AuthApplication(tornado.web.Application):
     """A Tornado application whose every request passes the token check first."""
 
-    def __init__(self, handlers: list[Any], authenticator: Authenticator, *,
+    def __init__(self, handlers: list[Any], authenticator: Authenticator, *, service: str,
+                 table: Table | None = None, gate: Gate | None = None,
                  max_body_bytes: int | None = None, **settings: Any) -> None:
         settings.setdefault("default_handler_class", NotFound)
         super().__init__(handlers, **settings)
         self.authenticator = authenticator
-        self.auditor = Auditor("facerouter")
+        self.auditor = Auditor(service)
+        self.table: Table = table or {}
+        self.gate = gate
         self.max_body_bytes = max_body_bytes
+        #: what the audit record of each request in flight needs (dropped with the request)
+        self.audit: weakref.WeakKeyDictionary[tornado.httputil.HTTPServerRequest, AuditInfo] = (
+            weakref.WeakKeyDictionary())
 
     def find_handler(self, request: tornado.httputil.HTTPServerRequest,
                      **kwargs: Any) -> tornado.web._HandlerDelegate:
@@ -53,19 +71,18 @@ class AuthApplication(tornado.web.Application):
             log.info("%s %s -> 413: body of %d bytes", request.method, request.path, length)
             return self.get_handler_delegate(request, TooLarge,
                                              {"limit": self.max_body_bytes, "length": length})
-        console = self.settings.get("console")  # facerouter.console: session cookies, /ui/ pages
         delegate = super().find_handler(request, **kwargs)
         cls = delegate.handler_class
         method = (request.method or "GET").upper()
         key = "GET" if method == "HEAD" else method
         roles = getattr(cls, "auth_roles", None) or {}
-        need = ROUTER.get((key, request.path)) or roles.get(key) or default_role(method)
+        need = self.table.get((key, request.path)) or roles.get(key) or default_role(method)
         args = [_text(a) for a in (delegate.path_args or list((delegate.path_kwargs or {}).values()))]
-        info = _AuditInfo(_route(request.path, args), object_id(args))
-        request.facestack_audit = info  # type: ignore[attr-defined]
+        info = AuditInfo(_route(request.path, args), object_id(args))
+        self.audit[request] = info
         authorization = request.headers.get("Authorization")
         try:
-            if console is None:
+            if self.gate is None:
                 info.who = self.authenticator.authorize(method, request.path, authorization, need)
             else:  # a session cookie, or a token checked as below
                 who = []
@@ -74,7 +91,7 @@ class AuthApplication(tornado.web.Application):
                     who.append(self.authenticator.authorize(as_method, request.path, authorization,
                                                             need if as_method == method else None))
 
-                console.gate(request, check_token, need)
+                self.gate.gate(request, check_token, need)
                 info.who = who[0] if who else None
         except AuthError as exc:
             log.warning("%s %s -> %s: %s", request.method, request.path, exc.status, exc.reason)
@@ -89,7 +106,7 @@ class AuthApplication(tornado.web.Application):
     def log_request(self, handler: tornado.web.RequestHandler) -> None:
         super().log_request(handler)
         request = handler.request
-        info = getattr(request, "facestack_audit", None)
+        info = self.audit.pop(request, None)
         if info is None or not is_write(request.method or "GET"):
             return
         if (request.method, request.path) in QUIET and handler.get_status() not in (401, 403):
@@ -99,8 +116,9 @@ class AuthApplication(tornado.web.Application):
                             handler.get_status(), detail)
 
 
-class _AuditInfo:
-    """What the audit record of one request needs, kept on the request."""
+class AuditInfo:
+    """What the audit record of one request needs: its route template, the object it names (a
+    handler may replace it, e.g. with the id it created), the token holder, a refusal's reason."""
 
     def __init__(self, route: str, obj: str | None) -> None:
         self.route = route
@@ -109,9 +127,16 @@ class _AuditInfo:
         self.detail: str | None = None
 
 
+def audit_info(handler: tornado.web.RequestHandler) -> AuditInfo | None:
+    """The audit record in the making of ``handler``'s request (None outside an
+    :class:`AuthApplication`)."""
+    app = handler.application
+    return app.audit.get(handler.request) if isinstance(app, AuthApplication) else None
+
+
 def principal(handler: tornado.web.RequestHandler) -> Principal | None:
     """The token holder of ``handler``'s request (None when auth is off)."""
-    info = getattr(handler.request, "facestack_audit", None)
+    info = audit_info(handler)
     return info.who if info is not None else None
 
 
