@@ -25,6 +25,9 @@ ratios within one run: the machine may be shared, absolute seconds move with its
 the cheapest of ``--repeat`` runs (decode-only: of three), run interleaved, so a burst of load
 elsewhere inflates no single row. The facerouter stand-in runs in a process of its own, so its
 parsing of the posts is not counted.
+
+``--stages`` instead runs the busy 1080p clip through the ``regions`` pipeline with CPU timers around
+each step (:data:`STAGES`) and prints their CPU per call and per analysed frame.
 """
 from __future__ import annotations
 
@@ -176,6 +179,95 @@ async def full_worker(clip: Path, detect_fps: float, detector: object,
     return cpu, wall, frames, posts, found, start_cpu
 
 
+#: the steps ``--stages`` times: (module, owner in it or None, function, label)
+STAGES = (
+    ("video_worker.job", None, "to_rgb", "RGB conversion (decode thread)"),
+    ("video_worker.analysis", "CameraAnalyzer", "process", "analysis of a frame"),
+    ("video_worker.analysis", "CameraAnalyzer", "_detect", "  detection"),
+    ("video_worker.regions", "RegionDetector", "_refine_tracks", "    O-Net on tracked faces"),
+    ("video_worker.regions", None, "_pnet_near", "    P-Net where it moved"),
+    ("video_worker.regions", "RegionDetector", "_full_scan", "    full scans"),
+    ("video_worker.regions", None, "_thumb", "    motion thumbnail"),
+    ("video_worker.analysis", "CameraAnalyzer", "_observations", "  observations"),
+    ("facestack.vision.engines.pose", "PoseEstimator", "estimate", "    pose network"),
+    ("video_worker.analysis", None, "extract_chips", "    sharpness chips"),
+    ("video_worker.posts", "PostBuilder", "build", "posts (JPEG)"),
+)
+
+
+class StageTimer:
+    """Thread CPU time (``time.thread_time``) spent in each of :data:`STAGES`, by wrapping them for
+    the duration of a ``with`` block (a call inside an outer call of the same step counts once)."""
+
+    def __init__(self) -> None:
+        self.cpu: dict[str, float] = {label: 0.0 for *_, label in STAGES}
+        self.calls: dict[str, int] = {label: 0 for *_, label in STAGES}
+        self._saved: list[tuple[Any, str, Any]] = []
+
+    def _wrap(self, func: Any, label: str) -> Any:
+        import functools
+        import threading
+
+        inside = threading.local()
+
+        @functools.wraps(func)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if getattr(inside, "on", False):
+                return func(*args, **kwargs)
+            inside.on = True
+            t0 = time.thread_time()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                self.cpu[label] += time.thread_time() - t0
+                self.calls[label] += 1
+                inside.on = False
+
+        return timed
+
+    def __enter__(self) -> "StageTimer":
+        import importlib
+
+        for module, owner, name, label in STAGES:
+            target = importlib.import_module(module)
+            if owner is not None:
+                target = getattr(target, owner)
+            func = getattr(target, name)
+            self._saved.append((target, name, func))
+            setattr(target, name, self._wrap(func, label))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for target, name, func in reversed(self._saved):
+            setattr(target, name, func)
+        self._saved.clear()
+
+    def rows(self, analysed: int) -> list[list[Any]]:
+        return [[label, self.calls[label], round(self.cpu[label], 3),
+                 round(1000 * self.cpu[label] / max(self.calls[label], 1), 2),
+                 round(1000 * self.cpu[label] / max(analysed, 1), 2)] for *_, label in STAGES]
+
+
+def stages(detect_fps: float, seconds: float, threads: int) -> int:
+    """``--stages``: one ``regions`` run of the busy 1080p clip with :class:`StageTimer` on."""
+    from video_worker.config import DetectorSection, ModelsSection
+    from video_worker.detector import SharedDetector
+
+    clip = make_clip("busy", "1080p", seconds)
+    det = SharedDetector(ModelsSection(), DetectorSection(threads=threads, pipeline="regions"))
+    try:
+        with tempfile.TemporaryDirectory() as tmp:  # a first run warms the sessions and caches
+            asyncio.run(full_worker(clip, detect_fps, det, Path(tmp)))
+        with tempfile.TemporaryDirectory() as tmp, StageTimer() as timer:
+            cpu, _, frames, _, found, _ = asyncio.run(full_worker(clip, detect_fps, det, Path(tmp)))
+    finally:
+        det.close()
+    analysed = len(found)
+    print(f"1080p busy, regions@{detect_fps:g}: {cpu:.2f} CPU s for {frames} frames, {analysed} analysed")
+    print(table(["step", "calls", "CPU s", "ms a call", "ms per analysed frame"], timer.rows(analysed)))
+    return 0
+
+
 def recall(scene: Any, found: dict[int, list[Any]], posts: list[dict[str, Any]]) -> tuple[str, str, int]:
     """(faces found / truth, appearances posted / appearances seen, posts)."""
     from facestack.stack import clips
@@ -207,10 +299,14 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2, help="detector threads")
     parser.add_argument("--repeat", type=int, default=2, help="runs per worker row (the cheapest is shown)")
     parser.add_argument("--no-batching", action="store_true", help="detector.batching: false")
+    parser.add_argument("--stages", action="store_true",
+                        help="instead: CPU of each step of the regions pipeline on the busy 1080p clip")
     args = parser.parse_args()
     import logging
 
     logging.basicConfig(level=logging.WARNING)
+    if args.stages:
+        return stages(args.detect_fps, args.seconds, args.threads)
     from video_worker.config import DetectorSection, ModelsSection
     from video_worker.detector import SharedDetector
 
