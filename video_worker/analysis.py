@@ -28,7 +28,7 @@ from facestack.vision.engines.quality import quality_parts, sharpness
 from video_worker.config import CameraSettings
 from video_worker.detector import SharedDetector
 from video_worker.posts import Post, PostBuilder
-from video_worker.regions import RegionDetector
+from video_worker.regions import RegionDetector, TrackHint
 from video_worker.selector import BestFaceSelector, Observation, Pick
 from video_worker.tracker import IouTracker
 
@@ -79,6 +79,7 @@ class CameraAnalyzer:
         #: pose network runs (faces whose quality could beat their track's best)
         self.pose_runs = 0
         self._poses: dict[int, tuple[float, np.ndarray]] = {}  # track id -> (t, yaw pitch roll)
+        self._prev_frame: int | None = None  # the previous analysed frame's number
 
     def process(self, item: AnalysisFrame) -> AnalysisResult:
         """Analyse one frame; returns the faces and the posts due (in order)."""
@@ -87,6 +88,7 @@ class CameraAnalyzer:
         detect_s = time.perf_counter() - started
         before = self.tracker.created
         ids, ended = self.tracker.update(item.t, item.frame_no, faces.boxes)
+        self._prev_frame = item.frame_no
         faces = faces.with_track_ids(ids)
         # tracks that missed too long end first; tracks that reached their maximum length this frame
         # end after their last face is observed
@@ -134,7 +136,8 @@ class CameraAnalyzer:
                                               self.detector.cfg.full_scan_interval_s)
             self.regions.full = det  # follows the frame size
             shift = np.array([x0, y0, x0, y0], np.float64)
-            tracks = [(tr.box - shift, tr.predict(t) - shift) for tr in self.tracker.live.values()]
+            tracks = [TrackHint(tr.box - shift, tr.predict(t) - shift, tr.last_frame != self._prev_frame)
+                      for tr in self.tracker.live.values()]
             faces = self.regions.detect(image, t, tracks)
         else:
             faces = det.detect(image)

@@ -10,7 +10,8 @@ runs the same cascade only on crops of the full-resolution frame:
   it does for R-Net's boxes in a full scan) on that box, once more from the corrected box when the
   first pass moved the box's centre by more than a tenth of its side (the landmarks, which face0's
   alignment uses, settle on a centred crop), and on the track's last box when the prediction found
-  nothing (a face that stopped). That is ~1 ms a face instead of a cascade. The zone of a confirmed track (its
+  nothing (a face that stopped; only for a track found in the previous analysed frame: a lost
+  track's last box is where the face no longer is). That is ~1 ms a face instead of a cascade. The zone of a confirmed track (its
   last box joined with the new one, grown by :data:`TRACK_MARGIN` of the face side on every edge)
   is left out of the motion below: the tracked face moving is not news. A track O-Net does not
   confirm is left to the motion zones (a face that changed course or walked out from behind
@@ -44,6 +45,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -54,7 +56,7 @@ from facestack.vision.engines.mtcnn import (MtcnnDetector, MtcnnSettings, _as_rg
 from facestack.vision.engines.runtime import Session
 from video_worker.tracker import iou_matrix
 
-__all__ = ["RangeMtcnn", "RegionDetector", "RegionStats", "THUMB_SIDE", "CELL_DELTA", "TRACK_MARGIN",
+__all__ = ["RangeMtcnn", "RegionDetector", "RegionStats", "TrackHint", "THUMB_SIDE", "CELL_DELTA", "TRACK_MARGIN",
            "MAX_MOTION_SHARE", "KNOWN_IOU", "cascade", "motion_zones", "zones_from_motion"]
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,14 @@ MAX_MOTION_SHARE = 0.5
 #: a cascade candidate overlapping the square of a face O-Net already confirmed (a tracked face) by
 #: this IoU or more is that face: it goes no further than the stage that proposed it
 KNOWN_IOU = 0.5
+
+
+class TrackHint(NamedTuple):
+    """A live track as :meth:`RegionDetector.detect` sees it, in ``image`` pixels."""
+
+    last: np.ndarray  # its box when it was last found
+    predicted: np.ndarray  # where its velocity puts it now
+    lost: bool = False  # not found in the previous analysed frame
 
 
 class RangeMtcnn(MtcnnDetector):
@@ -265,16 +275,18 @@ class RegionDetector:
         self._full_ref = None
         self._last_full = None
 
-    def detect(self, image: np.ndarray, t: float, tracks: list[tuple[np.ndarray, np.ndarray]]) -> Faces:
-        """Faces of ``image`` (RGB) at stream time ``t``; ``tracks``: (last box, predicted box) of
-        each live track, in ``image`` pixels."""
+    def detect(self, image: np.ndarray, t: float, tracks: list[TrackHint] | list[tuple[np.ndarray, np.ndarray]]
+               ) -> Faces:
+        """Faces of ``image`` (RGB) at stream time ``t``; ``tracks``: each live track's
+        :class:`TrackHint` (or its ``(last, predicted)`` boxes), in ``image`` pixels."""
+        hints = [TrackHint(*tr) for tr in tracks]
         h, w = image.shape[:2]
         thumb = _thumb(image)
         ref, self._ref = self._ref, thumb
         cell = (w / thumb.shape[1], h / thumb.shape[0])
         if ref is None or ref.shape != thumb.shape or self._last_full is None or self._full_ref is None:
             return self._full_scan(image, t, thumb, [])
-        parts, confirmed = self._refine_tracks(image, tracks)
+        parts, confirmed = self._refine_tracks(image, hints)
         if t - self._last_full >= self.interval - 1e-6:
             since = np.abs(thumb.astype(np.int16) - self._full_ref.astype(np.int16)) > CELL_DELTA
             if zones_from_motion(since, cell, float(self.min_face_px), (w, h)):
@@ -283,7 +295,8 @@ class RegionDetector:
             self.stats.full_scans_put_off += 1
         zones: list[tuple[Box, MtcnnDetector, list[Box]]] = []
         covered = np.zeros(thumb.shape, bool)
-        for (last, _), face in zip(confirmed, parts):
+        for hint, face in zip(confirmed, parts):
+            last = hint.last
             now = face.boxes[0].astype(np.float64)
             side = float(np.sqrt(max(last[2] - last[0], 1.0) * max(last[3] - last[1], 1.0)))
             m = TRACK_MARGIN * side
@@ -297,7 +310,7 @@ class RegionDetector:
         motion_view = self.views.zone_view(float(self.min_face_px), None)
         zones += [(z, motion_view, cores) for z, cores in moving]
         self.stats.region_frames += 1
-        log.debug("t=%.2f tracks %d (O-Net confirmed %d), motion zones %s", t, len(tracks), len(confirmed),
+        log.debug("t=%.2f tracks %d (O-Net confirmed %d), motion zones %s", t, len(hints), len(confirmed),
                   [z for z, _ in moving])
         known = _boxes(parts)
         for (x1, y1, x2, y2), view, cores in zones:
@@ -310,10 +323,11 @@ class RegionDetector:
                 parts.append(Faces(found.boxes + np.tile(shift, 2), found.scores, found.landmarks + shift))
         return _merge(parts)
 
-    def _refine_tracks(self, image: np.ndarray, tracks: list[tuple[np.ndarray, np.ndarray]]
-                       ) -> tuple[list[Faces], list[tuple[np.ndarray, np.ndarray]]]:
-        """O-Net on each track's predicted box, then on the last box of those it did not confirm:
-        (the face of each confirmed track, those tracks), in the same order."""
+    def _refine_tracks(self, image: np.ndarray, tracks: list[TrackHint]
+                       ) -> tuple[list[Faces], list[TrackHint]]:
+        """O-Net on each track's predicted box, then on the last box of those it did not confirm
+        and that were found in the previous analysed frame: (the face of each confirmed track,
+        those tracks), in the same order."""
         if not tracks:
             return [], []
         refiner = self.views.refiner()
@@ -322,11 +336,13 @@ class RegionDetector:
             todo = [k for k in range(len(tracks)) if k not in faces]
             if not todo:
                 break
-            if use_last:  # a track that did not move: its last box is the crop O-Net just refused
-                todo = [k for k in todo if not np.array_equal(_crop_box(tracks[k][0]), _crop_box(tracks[k][1]))]
+            if use_last:  # a lost track's last box is stale; a still one's is the crop just refused
+                todo = [k for k in todo if not tracks[k].lost
+                        and not np.array_equal(_crop_box(tracks[k].last), _crop_box(tracks[k].predicted))]
                 if not todo:
                     break
-            cands = np.stack([np.asarray(tracks[k][0 if use_last else 1], np.float64) for k in todo])
+            cands = np.stack([np.asarray(tracks[k].last if use_last else tracks[k].predicted, np.float64)
+                              for k in todo])
             found = refiner.refine(image, cands)
             used = np.zeros(len(found), bool)
             for k, cand in zip(todo, cands):

@@ -15,7 +15,7 @@ from video_worker.analysis import AnalysisFrame, CameraAnalyzer
 from video_worker.config import CameraSettings, DetectorSection, ModelsSection
 from video_worker.detector import SharedDetector
 from video_worker.posts import PostBuilder
-from video_worker.regions import RegionDetector, _pnet_near, cascade, motion_zones, zones_from_motion
+from video_worker.regions import RegionDetector, TrackHint, _pnet_near, cascade, motion_zones, zones_from_motion
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +173,11 @@ def test_a_still_track_is_not_refined_twice_on_one_crop(detector: SharedDetector
     moving = np.array([600.0, 200.0, 700.0, 320.0])
     assert len(reg.detect(frame, 0.2, [(still, still.copy()), (moving, moving + 30)])) == 0
     assert tried == [2, 1]  # both predicted boxes, then the moving track's last box only
+    # a track not found in the previous analysed frame: its last box is stale, only the prediction
+    tried.clear()
+    lost = TrackHint(moving, moving + 30, lost=True)
+    assert len(reg.detect(frame, 0.4, [lost, TrackHint(still, still + 30)])) == 0
+    assert tried == [2, 1]  # both predicted boxes, then the fresh track's last box only
 
 
 def test_no_sharpness_chip_for_a_face_that_cannot_win(detector: SharedDetector,
@@ -204,3 +209,30 @@ def test_no_sharpness_chip_for_a_face_that_cannot_win(detector: SharedDetector,
     assert chips == [1] and analyzer.pose_runs == 1  # the pose caps it below its best: no chip
     analyzer.process(AnalysisFrame(10, 1.2, 0.0, frame))  # that pose is stale: bounded as frontal
     assert len(chips) == 2
+
+
+def test_the_analyzer_marks_tracks_lost_in_the_previous_frame(detector: SharedDetector,
+                                                             busy: tuple[clips.Scene, dict[str, Any]],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A track found in the previous analysed frame is handed over as not lost; once a frame went by
+    without its face (here: the frame is blanked), it is lost until found again."""
+    scene, patches = busy
+    seen: list[list[bool]] = []
+    detect = RegionDetector.detect
+
+    def recording(self: RegionDetector, image: np.ndarray, t: float, tracks: list[Any]) -> Any:
+        seen.append([hint.lost for hint in tracks])
+        return detect(self, image, t, tracks)
+
+    monkeypatch.setattr(RegionDetector, "detect", recording)
+    settings = CameraSettings(filter_min_size=60, track_miss_interval=5.0)
+    analyzer = CameraAnalyzer(detector, settings, PostBuilder("cam", {}, settings, "w"))
+    first = next(i for i in range(0, 300, 5) if clips.visible_faces(scene, i, 60))
+    frames = [clips.render(scene, patches, first), clips.render(scene, patches, first + 5)]
+    blank = np.zeros_like(frames[0])
+    for k, rgb in enumerate([frames[0], frames[1], blank, blank]):
+        analyzer.process(AnalysisFrame(first + 5 * k, (first + 5 * k) / scene.fps, 0.0, rgb))
+    analyzer.finish()
+    assert seen[0] == [] and seen[1] and not any(seen[1])  # found in frame 0: not lost in frame 1
+    assert seen[2] and not any(seen[2])  # found in frame 1
+    assert seen[3] and all(seen[3])  # the blank frame 2 found nobody: lost in frame 3
