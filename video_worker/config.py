@@ -138,6 +138,10 @@ class DetectorSection(StrictModel):
     threads: int = Field(2, ge=1, le=64)
     #: ONNX Runtime threads inside one network call
     intra_op_threads: int = Field(1, ge=0, le=64)
+    #: OpenCV threads inside one image operation (resizes, colour conversion), for the whole worker
+    #: process; the cameras already run in parallel, and splitting one small operation over more
+    #: threads costs CPU (~7% of the analysis on the bench); 0: OpenCV's default (one per core)
+    opencv_threads: int = Field(1, ge=0, le=64)
     #: R-Net / O-Net candidates of concurrent frames (all cameras) share forward passes; false runs
     #: each frame's R-Net / O-Net directly on its analysis thread (as a call with none other in
     #: flight is run either way)

@@ -21,6 +21,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from facestack.vision.settings import default_models_dir
@@ -117,6 +118,8 @@ class SharedDetector(ViewSource):
             raise EngineError(f"cannot load the detector from {models_dir}: {exc} "
                               "(a pack built before the pose network: run sfapi models fetch)") from exc
         self.pose = pose
+        if cfg.opencv_threads:
+            cv2.setNumThreads(cfg.opencv_threads)  # process-wide: this process is the worker
         wait = cfg.max_wait_ms / 1000.0
         self._pnet = pnet
         self._rnet: Session = BatchedSession(rnet, cfg.max_batch, wait) if cfg.batching else rnet

@@ -236,3 +236,19 @@ def test_the_analyzer_marks_tracks_lost_in_the_previous_frame(detector: SharedDe
     assert seen[0] == [] and seen[1] and not any(seen[1])  # found in frame 0: not lost in frame 1
     assert seen[2] and not any(seen[2])  # found in frame 1
     assert seen[3] and all(seen[3])  # the blank frame 2 found nobody: lost in frame 3
+
+
+def test_the_detector_sets_opencv_threads(models_dir: Path) -> None:
+    """``detector.opencv_threads`` (default 1) applies to the worker process; 0 leaves OpenCV's own."""
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(2)
+        det = SharedDetector(ModelsSection(dir=models_dir), DetectorSection(threads=1))
+        det.close()
+        assert cv2.getNumThreads() == 1
+        cv2.setNumThreads(2)
+        det = SharedDetector(ModelsSection(dir=models_dir), DetectorSection(threads=1, opencv_threads=0))
+        det.close()
+        assert cv2.getNumThreads() == 2
+    finally:
+        cv2.setNumThreads(before)
