@@ -11,11 +11,11 @@ runs the same cascade only on crops of the full-resolution frame:
   first pass moved the box's centre by more than a tenth of its side (the landmarks, which face0's
   alignment uses, settle on a centred crop), and on the track's last box when the prediction found
   nothing (a face that stopped; only for a track found in the previous analysed frame: a lost
-  track's last box is where the face no longer is). That is ~1 ms a face instead of a cascade. The zone of a confirmed track (its
-  last box joined with the new one, grown by :data:`TRACK_MARGIN` of the face side on every edge)
-  is left out of the motion below: the tracked face moving is not news. A track O-Net does not
-  confirm is left to the motion zones (a face that changed course or walked out from behind
-  something moves) and to the next full scan. A track that did not move (its predicted box is its
+  track's last box is where the face no longer is). That is ~1 ms a face instead of a cascade.
+  The zone of a confirmed track (its last box joined with the new one, grown by
+  :data:`TRACK_MARGIN` of the face side on every edge) is left out of the motion below: the
+  tracked face moving is not news. A track O-Net does not confirm is left to the motion zones (a
+  face that changed course or walked out from behind something moves) and to the next full scan. A track that did not move (its predicted box is its
   last) is not tried twice on the same crop;
 * **motion zones**: where the frame changed since the last analysed frame. Changes are measured on
   a grey thumbnail (longer side :data:`THUMB_SIDE`, ~12 px cells at 1080p; a cell changed when it
@@ -56,8 +56,8 @@ from facestack.vision.engines.mtcnn import (MtcnnDetector, MtcnnSettings, _as_rg
 from facestack.vision.engines.runtime import Session
 from video_worker.tracker import iou_matrix
 
-__all__ = ["RangeMtcnn", "RegionDetector", "RegionStats", "TrackHint", "THUMB_SIDE", "CELL_DELTA", "TRACK_MARGIN",
-           "MAX_MOTION_SHARE", "KNOWN_IOU", "cascade", "motion_zones", "zones_from_motion"]
+__all__ = ["RangeMtcnn", "RegionDetector", "RegionStats", "TrackHint", "THUMB_SIDE", "CELL_DELTA",
+           "TRACK_MARGIN", "MAX_MOTION_SHARE", "KNOWN_IOU", "cascade", "motion_zones", "zones_from_motion"]
 
 log = logging.getLogger(__name__)
 
@@ -275,8 +275,8 @@ class RegionDetector:
         self._full_ref = None
         self._last_full = None
 
-    def detect(self, image: np.ndarray, t: float, tracks: list[TrackHint] | list[tuple[np.ndarray, np.ndarray]]
-               ) -> Faces:
+    def detect(self, image: np.ndarray, t: float,
+               tracks: list[TrackHint] | list[tuple[np.ndarray, np.ndarray]]) -> Faces:
         """Faces of ``image`` (RGB) at stream time ``t``; ``tracks``: each live track's
         :class:`TrackHint` (or its ``(last, predicted)`` boxes), in ``image`` pixels."""
         hints = [TrackHint(*tr) for tr in tracks]
