@@ -15,8 +15,8 @@ runs the same cascade only on crops of the full-resolution frame:
   The zone of a confirmed track (its last box joined with the new one, grown by
   :data:`TRACK_MARGIN` of the face side on every edge) is left out of the motion below: the
   tracked face moving is not news. A track O-Net does not confirm is left to the motion zones (a
-  face that changed course or walked out from behind something moves) and to the next full scan. A track that did not move (its predicted box is its
-  last) is not tried twice on the same crop;
+  face that changed course or walked out from behind something moves) and to the next full scan.
+  A track that did not move (its predicted box is its last) is not tried twice on the same crop;
 * **motion zones**: where the frame changed since the last analysed frame. Changes are measured on
   a grey thumbnail (longer side :data:`THUMB_SIDE`, ~12 px cells at 1080p; a cell changed when it
   differs by more than :data:`CELL_DELTA` grey levels); cells inside confirmed tracks' zones are
