@@ -3,6 +3,8 @@ sends its router token with every frame, start-up without tokens fails clearly, 
 ever logged."""
 from __future__ import annotations
 
+from tests.loopback_guard import loopback_only  # noqa: F401  (autouse: loopback connections only)
+
 import asyncio
 import logging
 from pathlib import Path

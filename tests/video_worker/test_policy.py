@@ -3,6 +3,8 @@
 Names resolve through a stub resolver: no test looks a name up or connects anywhere to decide."""
 from __future__ import annotations
 
+from tests.loopback_guard import loopback_only  # noqa: F401  (autouse: loopback connections only)
+
 import io
 import ipaddress
 import os

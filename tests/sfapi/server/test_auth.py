@@ -1,6 +1,8 @@
 """API tokens on the real sfapi: 401 without, 403 read-only on writes, off on loopback by default."""
 from __future__ import annotations
 
+from tests.loopback_guard import loopback_only  # noqa: F401  (autouse: loopback connections only)
+
 import logging
 
 import pytest
