@@ -185,7 +185,7 @@ STAGES = (
     ("video_worker.analysis", "CameraAnalyzer", "process", "analysis of a frame"),
     ("video_worker.analysis", "CameraAnalyzer", "_detect", "  detection"),
     ("video_worker.regions", "RegionDetector", "_refine_tracks", "    O-Net on tracked faces"),
-    ("video_worker.regions", None, "_pnet_near", "    P-Net where it moved"),
+    ("video_worker.regions", "RegionDetector", "_scan_zones", "    cascade where it moved"),
     ("video_worker.regions", "RegionDetector", "_full_scan", "    full scans"),
     ("video_worker.regions", None, "_thumb", "    motion thumbnail"),
     ("video_worker.analysis", "CameraAnalyzer", "_observations", "  observations"),

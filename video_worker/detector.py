@@ -26,7 +26,7 @@ import numpy as np
 
 from facestack.vision.settings import default_models_dir
 from facestack.vision.engines.batching import DynamicBatcher
-from facestack.vision.engines.mtcnn import MtcnnDetector, MtcnnSettings
+from facestack.vision.engines.mtcnn import PNET_CELL, MtcnnDetector, MtcnnSettings
 from facestack.vision.engines.pose import PoseEstimator
 from facestack.vision.engines.runtime import Session, check_runtime, create_runtime
 from facestack.core.errors import FacestackError
@@ -38,8 +38,6 @@ from video_worker.regions import RangeMtcnn, ViewSource
 __all__ = ["SharedDetector", "BatchedSession"]
 
 log = logging.getLogger(__name__)
-
-_PNET_CELL = 12
 
 
 class BatchedSession(Session):
@@ -141,7 +139,7 @@ class SharedDetector(ViewSource):
             view = self._views.get(key)
             if view is None:
                 shrink = min(1.0, self.cfg.max_image_side / max(height, width, 1))
-                settings = MtcnnSettings(min_face_size=max(float(_PNET_CELL), min_face_px * shrink),
+                settings = MtcnnSettings(min_face_size=max(float(PNET_CELL), min_face_px * shrink),
                                          thresholds=self.cfg.thresholds,
                                          max_image_side=self.cfg.max_image_side)
                 view = self._views[key] = MtcnnDetector(self._pnet, self._rnet, self._onet, settings)
@@ -151,7 +149,7 @@ class SharedDetector(ViewSource):
         """A detector view for a crop of a frame at full resolution: the P-Net scales (relative to
         full-resolution pixels) of a full scan for faces of ``min_face_px``, stopping at faces of
         ``max_face_px`` (None: no limit). Sizes are rounded to keep the number of views small."""
-        lo = max(float(_PNET_CELL), float(int(min_face_px) // 4 * 4))
+        lo = max(float(PNET_CELL), float(int(min_face_px) // 4 * 4))
         hi = None if max_face_px is None else max(lo, float(round(max_face_px / 8.0) * 8 or 8))
         key = (int(lo), -1 if hi is None else int(hi))
         with self._lock:
@@ -163,7 +161,7 @@ class SharedDetector(ViewSource):
 
     def refiner(self) -> RangeMtcnn:
         """A view whose ``refine`` runs O-Net alone on candidate boxes (tracked faces)."""
-        return self.zone_view(float(_PNET_CELL), None)  # type: ignore[return-value]
+        return self.zone_view(float(PNET_CELL), None)  # type: ignore[return-value]
 
     def close(self) -> None:
         """Stop the pool and the batchers (after the cameras stopped)."""

@@ -51,8 +51,8 @@ import cv2
 import numpy as np
 
 from facestack.vision.engines.faces import Faces
-from facestack.vision.engines.mtcnn import (MtcnnDetector, MtcnnSettings, _as_rgb_u8, _HalvingPyramid, _nms,
-                                            _normalize, _regress, _square)
+from facestack.vision.engines.mtcnn import (PNET_CELL, MtcnnDetector, MtcnnSettings, _as_rgb_u8, _HalvingPyramid,
+                                            _square)
 from facestack.vision.engines.runtime import Session
 from video_worker.tracker import iou_matrix
 
@@ -61,8 +61,6 @@ __all__ = ["RangeMtcnn", "RegionDetector", "RegionStats", "TrackHint", "THUMB_SI
 
 log = logging.getLogger(__name__)
 
-_PNET_CELL = 12
-_PNET_STRIDE = 2
 #: a box (x1, y1, x2, y2) in whole pixels
 Box = tuple[int, int, int, int]
 #: longer side of the grey thumbnail motion zones are found on
@@ -99,7 +97,7 @@ class RangeMtcnn(MtcnnDetector):
         if self.max_face_size is None:
             return scales
         # a level of scale s finds faces of about 12 / s image pixels
-        kept = [s for s in scales if _PNET_CELL / s <= self.max_face_size]
+        kept = [s for s in scales if PNET_CELL / s <= self.max_face_size]
         return kept or scales[-1:]
 
     def refine(self, image: np.ndarray, boxes: np.ndarray) -> Faces:
@@ -126,7 +124,7 @@ def cascade(det: MtcnnDetector, image: np.ndarray, known: np.ndarray | None = No
       the rest of the zone is there only so that a face only partly over a change is whole.
     """
     image = _as_rgb_u8(image)
-    if min(image.shape[:2]) < _PNET_CELL:
+    if min(image.shape[:2]) < PNET_CELL:
         return Faces.empty()
     squares = None if known is None or not len(known) else _square(np.asarray(known, np.float64).reshape(-1, 4))
 
@@ -136,52 +134,8 @@ def cascade(det: MtcnnDetector, image: np.ndarray, known: np.ndarray | None = No
         return boxes[iou_matrix(boxes, squares).max(axis=1) < KNOWN_IOU]
 
     pyr = _HalvingPyramid(image)
-    return det.cascade(pyr, det._stage_pnet(pyr) if cores is None else _pnet_near(det, pyr, cores), unknown)
-
-
-def _pnet_near(det: MtcnnDetector, pyr: _HalvingPyramid, cores: list[Box]) -> np.ndarray:
-    """:meth:`MtcnnDetector._stage_pnet` limited to the windows that meet one of ``cores``."""
-    h, w = pyr.shape
-    t_score = det.settings.thresholds[0]
-    nms_level, nms_all = det.settings.nms_thresholds[:2]
-    core = np.asarray(cores, np.float64).reshape(-1, 4)
-    found = []
-    for scale in det.pnet_scales(h, w):
-        src, d = pyr.level_for(1.0 / scale)
-        lw, lh = max(1, round(w * scale)), max(1, round(h * scale))
-        kx = src.shape[1] * d / lw  # full-image pixels per level pixel, per axis
-        ky = src.shape[0] * d / lh
-        lc = core / np.array([kx, ky, kx, ky])  # the cores in level pixels
-        # windows [2c, 2c + 12) meeting a core lie within a window's side of it; crop at even
-        # offsets so that the windows kept are the whole level's, scored on the same pixels
-        x0 = max(int(np.floor(lc[:, 0].min())) - _PNET_CELL, 0) // 2 * 2
-        y0 = max(int(np.floor(lc[:, 1].min())) - _PNET_CELL, 0) // 2 * 2
-        x1 = min(int(np.ceil(lc[:, 2].max())) + _PNET_CELL, lw)
-        y1 = min(int(np.ceil(lc[:, 3].max())) + _PNET_CELL, lh)
-        if x1 - x0 < _PNET_CELL or y1 - y0 < _PNET_CELL:
-            continue
-        level = cv2.resize(src, (lw, lh), interpolation=cv2.INTER_AREA)[y0:y1, x0:x1]
-        reg, prob = det.pnet.run(_normalize(level.transpose(1, 0, 2)[None]))
-        cols, rows = np.nonzero(prob[0, :, :, 1] >= t_score)  # transposed map: [column, row]
-        if cols.size == 0:
-            continue
-        score = prob[0, cols, rows, 1].astype(np.float64)
-        offsets = reg[0, cols, rows, :].astype(np.float64)
-        wx = x0 + _PNET_STRIDE * cols.astype(np.float64)  # window left / top edges, level pixels
-        wy = y0 + _PNET_STRIDE * rows.astype(np.float64)
-        meets = ((wx[:, None] < lc[None, :, 2]) & (wx[:, None] + _PNET_CELL > lc[None, :, 0])
-                 & (wy[:, None] < lc[None, :, 3]) & (wy[:, None] + _PNET_CELL > lc[None, :, 1])).any(axis=1)
-        if not meets.any():
-            continue
-        wx, wy, score, offsets = wx[meets], wy[meets], score[meets], offsets[meets]
-        cand = np.stack([wx * kx, wy * ky, wx * kx + _PNET_CELL * kx, wy * ky + _PNET_CELL * ky], axis=1)
-        keep = _nms(cand, score, nms_level, "union")
-        found.append(np.concatenate([cand[keep], score[keep, None], offsets[keep]], axis=1))
-    if not found:
-        return np.zeros((0, 4))
-    allc = np.concatenate(found)
-    allc = allc[_nms(allc[:, :4], allc[:, 4], nms_all, "union")]
-    return np.round(_square(_regress(allc[:, :4], allc[:, 5:9])))
+    return det.cascade(pyr, det._stage_pnet(pyr, None if cores is None else np.asarray(cores, np.float64)),
+                       unknown)
 
 
 @dataclass
@@ -293,7 +247,6 @@ class RegionDetector:
                 return self._full_scan(image, t, thumb, parts)
             self._last_full = t
             self.stats.full_scans_put_off += 1
-        zones: list[tuple[Box, MtcnnDetector, list[Box]]] = []
         covered = np.zeros(thumb.shape, bool)
         for hint, face in zip(confirmed, parts):
             last = hint.last
@@ -307,21 +260,26 @@ class RegionDetector:
         moving = motion_zones(changed, cell, float(self.min_face_px), (w, h))
         if sum((z[2] - z[0]) * (z[3] - z[1]) for z, _ in moving) > MAX_MOTION_SHARE * w * h:
             return self._full_scan(image, t, thumb, parts)
-        motion_view = self.views.zone_view(float(self.min_face_px), None)
-        zones += [(z, motion_view, cores) for z, cores in moving]
         self.stats.region_frames += 1
         log.debug("t=%.2f tracks %d (O-Net confirmed %d), motion zones %s", t, len(hints), len(confirmed),
                   [z for z, _ in moving])
-        known = _boxes(parts)
-        for (x1, y1, x2, y2), view, cores in zones:
+        return _merge(parts + self._scan_zones(image, moving, _boxes(parts)))
+
+    def _scan_zones(self, image: np.ndarray, moving: list[tuple[Box, list[Box]]],
+                    known: np.ndarray) -> list[Faces]:
+        """The cascade in each motion zone (near its cores), ``known`` faces left out: the faces
+        found, in frame pixels."""
+        view = self.views.zone_view(float(self.min_face_px), None)
+        out = []
+        for (x1, y1, x2, y2), cores in moving:
             self.stats.zones += 1
             self.stats.zone_pixels += (x2 - x1) * (y2 - y1)
             found = cascade(view, image[y1:y2, x1:x2], known - np.array([x1, y1, x1, y1], np.float32),
                             [(a - x1, b - y1, c - x1, d - y1) for a, b, c, d in cores])
             if len(found):
                 shift = np.array([x1, y1], np.float32)
-                parts.append(Faces(found.boxes + np.tile(shift, 2), found.scores, found.landmarks + shift))
-        return _merge(parts)
+                out.append(Faces(found.boxes + np.tile(shift, 2), found.scores, found.landmarks + shift))
+        return out
 
     def _refine_tracks(self, image: np.ndarray, tracks: list[TrackHint]
                        ) -> tuple[list[Faces], list[TrackHint]]:

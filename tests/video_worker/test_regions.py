@@ -15,7 +15,7 @@ from video_worker.analysis import AnalysisFrame, CameraAnalyzer
 from video_worker.config import CameraSettings, DetectorSection, ModelsSection
 from video_worker.detector import SharedDetector
 from video_worker.posts import PostBuilder
-from video_worker.regions import RegionDetector, TrackHint, _pnet_near, cascade, motion_zones, zones_from_motion
+from video_worker.regions import RegionDetector, TrackHint, cascade, motion_zones, zones_from_motion
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +135,7 @@ def test_cascade_near_cores_and_known_faces(detector: SharedDetector, data_dir: 
     h, w = rgb.shape[:2]
     view = detector.zone_view(40.0, None)
     whole = view._stage_pnet(_HalvingPyramid(rgb))
-    assert len(whole) and np.array_equal(_pnet_near(view, _HalvingPyramid(rgb), [(0, 0, w, h)]), whole)
+    assert len(whole) and np.array_equal(view._stage_pnet(_HalvingPyramid(rgb), np.array([(0, 0, w, h)])), whole)
     plain = view.detect(rgb)
     assert len(plain) == 1
     face = tuple(int(v) for v in plain.boxes[0])

@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 #: The detector's result type is the project's one result type for faces.
 Detections = Faces
 
-_PNET_CELL = 12  # P-Net sees 12x12 windows ...
+#: P-Net sees windows of this side ...
+PNET_CELL = 12
 _PNET_STRIDE = 2  # ... every 2 pixels of a pyramid level
 _RNET_SIZE = 24
 _ONET_SIZE = 48
@@ -66,16 +67,16 @@ class MtcnnSettings:
     max_image_side: int | None = 1280
 
     def __post_init__(self) -> None:
-        if self.min_face_size < _PNET_CELL:
-            raise ValueError(f"min_face_size must be >= {_PNET_CELL}, got {self.min_face_size}")
+        if self.min_face_size < PNET_CELL:
+            raise ValueError(f"min_face_size must be >= {PNET_CELL}, got {self.min_face_size}")
         if not 0.1 <= self.scale_factor < 0.95:
             raise ValueError(f"scale_factor must be in [0.1, 0.95), got {self.scale_factor}")
         if len(self.thresholds) != 3 or not all(0.0 <= t <= 1.0 for t in self.thresholds):
             raise ValueError(f"thresholds must be three numbers in [0, 1], got {self.thresholds}")
         if len(self.nms_thresholds) != 4 or not all(0.0 < t <= 1.0 for t in self.nms_thresholds):
             raise ValueError(f"nms_thresholds must be four numbers in (0, 1], got {self.nms_thresholds}")
-        if self.max_image_side is not None and self.max_image_side < _PNET_CELL:
-            raise ValueError(f"max_image_side must be >= {_PNET_CELL} or None, got {self.max_image_side}")
+        if self.max_image_side is not None and self.max_image_side < PNET_CELL:
+            raise ValueError(f"max_image_side must be >= {PNET_CELL} or None, got {self.max_image_side}")
 
 
 class MtcnnDetector:
@@ -108,7 +109,7 @@ class MtcnnDetector:
         """
         image = _as_rgb_u8(image_rgb)
         h, w = image.shape[:2]
-        if min(h, w) < _PNET_CELL:
+        if min(h, w) < PNET_CELL:
             return Faces.empty()
         pyr = _HalvingPyramid(image)
         return self.cascade(pyr, self._stage_pnet(pyr))
@@ -133,37 +134,59 @@ class MtcnnDetector:
     def pnet_scales(self, h: int, w: int) -> list[float]:
         """Pyramid scales (level size / image size) P-Net runs at for an ``h`` x ``w`` image."""
         s = self.settings
-        scale = _PNET_CELL / s.min_face_size
+        scale = PNET_CELL / s.min_face_size
         if s.max_image_side is not None and max(h, w) > s.max_image_side:
             scale *= s.max_image_side / max(h, w)
         scales = []
-        while min(h, w) * scale >= _PNET_CELL:
+        while min(h, w) * scale >= PNET_CELL:
             scales.append(scale)
             scale *= s.scale_factor
         return scales
 
-    def _stage_pnet(self, pyr: "_HalvingPyramid") -> np.ndarray:
-        """Candidate square boxes ``(m, 4)`` (integer-valued float64) in full-image pixels."""
+    def _stage_pnet(self, pyr: "_HalvingPyramid", near: np.ndarray | None = None) -> np.ndarray:
+        """Candidate square boxes ``(m, 4)`` (integer-valued float64) in full-image pixels.
+
+        With ``near`` (boxes ``(k, 4)`` in full-image pixels), P-Net runs only on the part of each
+        level whose windows meet one of them and keeps only those windows, each scored exactly as
+        on the whole level (the part is cropped at even offsets from the same resized level)."""
         h, w = pyr.shape
         t_score = self.settings.thresholds[0]
         nms_level, nms_all = self.settings.nms_thresholds[:2]
+        core = None if near is None else np.asarray(near, np.float64).reshape(-1, 4)
         found = []
         for scale in self.pnet_scales(h, w):
             # resample from the halving level at most 2x larger than the target: cheap and alias-free
             src, d = pyr.level_for(1.0 / scale)
             lw, lh = max(1, round(w * scale)), max(1, round(h * scale))
-            level = cv2.resize(src, (lw, lh), interpolation=cv2.INTER_AREA)
             kx = src.shape[1] * d / lw  # full-image pixels per level pixel, per axis
             ky = src.shape[0] * d / lh
+            x0 = y0 = 0
+            x1, y1 = lw, lh
+            if core is not None:
+                lc = core / np.array([kx, ky, kx, ky])  # in level pixels
+                # windows [2c, 2c + 12) meeting a box lie within a window's side of it
+                x0 = max(int(np.floor(lc[:, 0].min())) - PNET_CELL, 0) // 2 * 2
+                y0 = max(int(np.floor(lc[:, 1].min())) - PNET_CELL, 0) // 2 * 2
+                x1 = min(int(np.ceil(lc[:, 2].max())) + PNET_CELL, lw)
+                y1 = min(int(np.ceil(lc[:, 3].max())) + PNET_CELL, lh)
+                if x1 - x0 < PNET_CELL or y1 - y0 < PNET_CELL:
+                    continue
+            level = cv2.resize(src, (lw, lh), interpolation=cv2.INTER_AREA)[y0:y1, x0:x1]
             reg, prob = self.pnet.run(_normalize(level.transpose(1, 0, 2)[None]))
             cols, rows = np.nonzero(prob[0, :, :, 1] >= t_score)  # transposed map: [column, row]
             if cols.size == 0:
                 continue
             score = prob[0, cols, rows, 1].astype(np.float64)
             offsets = reg[0, cols, rows, :].astype(np.float64)
-            x1 = _PNET_STRIDE * cols * kx  # window [2c, 2c + 12) of the level, in image pixels
-            y1 = _PNET_STRIDE * rows * ky
-            cand = np.stack([x1, y1, x1 + _PNET_CELL * kx, y1 + _PNET_CELL * ky], axis=1)
+            wx = x0 + _PNET_STRIDE * cols.astype(np.float64)  # window left / top edges, level pixels
+            wy = y0 + _PNET_STRIDE * rows.astype(np.float64)
+            if core is not None:
+                meets = ((wx[:, None] < lc[None, :, 2]) & (wx[:, None] + PNET_CELL > lc[None, :, 0])
+                         & (wy[:, None] < lc[None, :, 3]) & (wy[:, None] + PNET_CELL > lc[None, :, 1])).any(axis=1)
+                if not meets.any():
+                    continue
+                wx, wy, score, offsets = wx[meets], wy[meets], score[meets], offsets[meets]
+            cand = np.stack([wx * kx, wy * ky, wx * kx + PNET_CELL * kx, wy * ky + PNET_CELL * ky], axis=1)
             keep = _nms(cand, score, nms_level, "union")
             found.append(np.concatenate([cand[keep], score[keep, None], offsets[keep]], axis=1))
         if not found:
