@@ -9,6 +9,7 @@ from pathlib import Path
 from sfapi.config import SfapiConfig
 from facestack.core.configfile import load_config
 from facestack.core.auth import AuthSetupError
+from facestack.core.commands import report_check
 from sfapi.errors import ConfigError, ModelPackError, RuntimeUnavailable
 
 log = logging.getLogger("sfapi")
@@ -108,11 +109,7 @@ def _models(args: argparse.Namespace, cfg: SfapiConfig) -> int:
 
     models_dir = args.dir or cfg.models.resolved_dir()
     if args.models_command == "check":
-        problems = check_pack(models_dir)
-        for p in problems:
-            sys.stdout.write(f"{p}\n")
-        sys.stdout.write("model pack OK\n" if not problems else "model pack incomplete\n")
-        return 0 if not problems else 1
+        return report_check(check_pack(models_dir), "model pack")
     built = ensure_pack(models_dir, force=args.force)
     sys.stdout.write(f"model pack {'built' if built else 'already complete'} at {models_dir}\n")
     return 0

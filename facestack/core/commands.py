@@ -7,7 +7,7 @@ from typing import Callable
 
 from facestack.core.errors import ConfigError, FacestackError
 
-__all__ = ["exit_status"]
+__all__ = ["exit_status", "report_check"]
 
 
 def exit_status(prog: str, command: Callable[[], int],
@@ -23,3 +23,12 @@ def exit_status(prog: str, command: Callable[[], int],
     except failures as exc:
         sys.stderr.write(f"{prog}: {exc}\n")
         return 1
+
+
+def report_check(problems: list[str], what: str) -> int:
+    """The end of a ``check`` command: each problem on a line of stdout, then ``what`` OK or
+    incomplete; 0 when there are none, 1 otherwise."""
+    for problem in problems:
+        sys.stdout.write(f"{problem}\n")
+    sys.stdout.write(f"{what} OK\n" if not problems else f"{what} incomplete\n")
+    return 0 if not problems else 1

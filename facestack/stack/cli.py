@@ -18,7 +18,7 @@ import logging
 import sys
 from pathlib import Path
 
-from facestack.core.commands import exit_status
+from facestack.core.commands import exit_status, report_check
 from facestack.stack import up
 from facestack.stack.bulk import cli as persons_cli
 
@@ -63,11 +63,7 @@ def _data(args: argparse.Namespace) -> int:
 
     data_dir = args.dir or default_data_dir()
     if args.data_command == "check":
-        problems = check_sample_data(data_dir)
-        for p in problems:
-            sys.stdout.write(f"{p}\n")
-        sys.stdout.write("sample data OK\n" if not problems else "sample data incomplete\n")
-        return 0 if not problems else 1
+        return report_check(check_sample_data(data_dir), "sample data")
     ensure_sample_data(data_dir, force=args.force)
     sys.stdout.write(f"sample data at {data_dir}\n")
     return 0

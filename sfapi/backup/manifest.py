@@ -12,15 +12,15 @@ checks every listed file before a restore reads it.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
+from facestack.core.registry_fetch import sha256_file
 from sfapi.errors import SfapiError
 
-__all__ = ["FORMAT", "BackupError", "sha256_of", "write_manifest", "read_manifest", "verify",
+__all__ = ["FORMAT", "BackupError", "write_manifest", "read_manifest", "verify",
            "new_backup_dir"]
 
 FORMAT = "facestack-backup/1"
@@ -38,15 +38,6 @@ class BackupError(SfapiError):
         self.reason = reason
 
 
-def sha256_of(path: Path) -> str:
-    """The hex sha256 of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def new_backup_dir(out: Path) -> Path:
     """``out`` created (it must be new or empty)."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -62,7 +53,7 @@ def write_manifest(out: Path, tool: str, parts: dict[str, Any], files: list[str]
                     timespec="seconds"),
                 "tool": tool, **parts,
                 "files": {name: {"bytes": (out / name).stat().st_size,
-                                 "sha256": sha256_of(out / name)} for name in files}}
+                                 "sha256": sha256_file(out / name)} for name in files}}
     tmp = out / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     with tmp.open("rb") as fh:
@@ -92,5 +83,5 @@ def verify(backup: Path, manifest: dict[str, Any]) -> None:
         path = backup / name
         if not path.is_file():
             raise BackupError(f"{path}: missing from the backup")
-        if path.stat().st_size != want["bytes"] or sha256_of(path) != want["sha256"]:
+        if path.stat().st_size != want["bytes"] or sha256_file(path) != want["sha256"]:
             raise BackupError(f"{path}: checksum mismatch (the file changed since the backup)")

@@ -28,7 +28,7 @@ from facestack.vision.engines.tensorrt_cache import EngineCache, EngineKey, buil
 from facestack.vision.engines.tensorrt_profiles import (ChunkedSession, InputProfile, Precision, TensorRTSettings,
                                              grown_capacity, input_profile)
 from facestack.vision.errors import RuntimeUnavailable
-from facestack.vision.models.pack import sha256_file
+from facestack.core.registry_fetch import sha256_file
 
 log = logging.getLogger(__name__)
 
