@@ -1,18 +1,18 @@
 """The one face detector shared by every camera of the worker.
 
-sfapi's MTCNN (:class:`facestack.vision.engines.mtcnn.MtcnnDetector`) is loaded once from the model pack. Its
-R-Net and O-Net run behind :class:`facestack.vision.engines.batching.DynamicBatcher`, so the candidates of
-frames from different cameras analysed at the same time share forward passes; P-Net (whose input
-size follows each frame) runs directly, and so does an R-Net / O-Net call made while no other is
-in flight (:class:`BatchedSession`). Frames are analysed on a bounded thread pool: the event
-loop only awaits.
+The MTCNN of the model pack (:class:`facestack.vision.engines.mtcnn.MtcnnDetector`) is loaded
+once. Its R-Net and O-Net run behind :class:`facestack.vision.engines.batching.DynamicBatcher`, so
+the candidates of frames from different cameras analysed at the same time share forward passes;
+P-Net (whose input size follows each frame) runs directly, and so does an R-Net / O-Net call made
+while no other is in flight (:class:`BatchedSession`). Frames are analysed on a bounded thread
+pool: the event loop only awaits.
 
 Each camera gets a light :class:`MtcnnDetector` view on the shared sessions with its own settings
 (the smallest face searched for follows the camera's ``filter_min_size``), and with the ``regions``
 pipeline (the default, :mod:`video_worker.regions`) views for the zones it re-detects in.
 
-The pose network of the pack (:mod:`facestack.vision.engines.pose`) is loaded here too: the analyzers use it
-for the pose factor of quality.
+The pose network of the pack (:mod:`facestack.vision.engines.pose`) is loaded here too: the
+analyzers use it for the pose factor of quality.
 """
 from __future__ import annotations
 
